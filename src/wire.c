@@ -1055,6 +1055,59 @@ static void format_mp_tcprst(const struct mps_option *opt, struct text *t)
 }
 
 /*
+ * The private option (subtype 0xF): only the data window is defined.
+ */
+
+static int decode_mp_experimental(const uint8_t *opt,
+				  size_t len,
+				  int version,
+				  struct mps_option *out)
+{
+	struct mps_mp_experimental *exp = &out->mp_experimental;
+
+	(void)version;
+	if (len != MPS_EXP_LEN)
+		return MPS_WIRE_E_BAD_LENGTH;
+	if (low_nibble(opt))
+		return MPS_WIRE_E_RESERVED_BITS;
+	if (opt[OPT_BYTE3] != MPS_EXP_DATA_WINDOW)
+		return MPS_WIRE_E_BAD_FORM;
+
+	exp->type = opt[OPT_BYTE3];
+	exp->data_window = get_be32(opt + 4);
+	return 0;
+}
+
+static int encode_mp_experimental(const struct mps_option *opt,
+				  int version,
+				  uint8_t *buf,
+				  size_t cap)
+{
+	const struct mps_mp_experimental *exp = &opt->mp_experimental;
+
+	(void)version;
+	if (exp->type != MPS_EXP_DATA_WINDOW)
+		return MPS_WIRE_E_BAD_FORM;
+	if (cap < MPS_EXP_LEN)
+		return MPS_WIRE_E_NO_SPACE;
+
+	put_opt_head(buf, MPS_EXP_LEN, MPS_MP_EXPERIMENTAL, 0);
+	buf[OPT_BYTE3] = exp->type;
+	put_be32(buf + 4, exp->data_window);
+	return MPS_EXP_LEN;
+}
+
+static void format_mp_experimental(const struct mps_option *opt, struct text *t)
+{
+	const struct mps_mp_experimental *exp = &opt->mp_experimental;
+
+	text_add(t,
+		 "EXPERIMENTAL type=%u data_window=%" PRIu32,
+		 exp->type,
+		 exp->data_window);
+}
+
+/*
  * Dispatch by subtype.
  */
 
@@ -1088,11 +1141,15 @@ static const struct option_codec codecs[] = {
 	[MPS_MP_TCPRST] = {decode_mp_tcprst,
 			   encode_mp_tcprst,
 			   format_mp_tcprst},
+	[MPS_MP_EXPERIMENTAL] = {decode_mp_experimental,
+				 encode_mp_experimental,
+				 format_mp_experimental},
 };
 
 static const struct option_codec *codec_for(unsigned int subtype)
 {
-	if (subtype >= ARRAY_SIZE(codecs))
+	/* Subtypes 9 to 14 are unassigned: their slots are empty. */
+	if (subtype >= ARRAY_SIZE(codecs) || !codecs[subtype].decode)
 		return NULL;
 	return &codecs[subtype];
 }
@@ -1390,11 +1447,13 @@ static const char *const subtype_names[] = {
 	[MPS_MP_FAIL] = "MP_FAIL",
 	[MPS_MP_FASTCLOSE] = "MP_FASTCLOSE",
 	[MPS_MP_TCPRST] = "MP_TCPRST",
+	[MPS_MP_EXPERIMENTAL] = "EXPERIMENTAL",
 };
 
 const char *mps_wire_subtype_name(int subtype)
 {
-	if (subtype < 0 || (size_t)subtype >= ARRAY_SIZE(subtype_names))
+	if (subtype < 0 || (size_t)subtype >= ARRAY_SIZE(subtype_names) ||
+	    !subtype_names[subtype])
 		return "UNKNOWN";
 	return subtype_names[subtype];
 }

@@ -917,7 +917,8 @@ START_TEST(test_unknown_subtypes_are_rejected)
 	struct mps_option opt;
 	unsigned int subtype;
 
-	for (subtype = 9; subtype <= 15; subtype++) {
+	/* 15 is the private subtype: see the EXPERIMENTAL tests. */
+	for (subtype = 9; subtype <= 14; subtype++) {
 		buf[2] = (uint8_t)(subtype << 4);
 		ck_assert_int_eq(decode_exact(buf, sizeof(buf), 1, &out),
 				 MPS_WIRE_E_UNKNOWN_SUBTYPE);
@@ -1856,7 +1857,10 @@ START_TEST(test_subtypes_and_reset_reasons_have_names)
 	ck_assert_str_eq(mps_wire_subtype_name(MPS_DSS), "DSS");
 	ck_assert_str_eq(mps_wire_subtype_name(MPS_MP_TCPRST), "MP_TCPRST");
 	ck_assert_str_eq(mps_wire_subtype_name(9), "UNKNOWN");
+	ck_assert_str_eq(mps_wire_subtype_name(14), "UNKNOWN");
 	ck_assert_str_eq(mps_wire_subtype_name(-1), "UNKNOWN");
+	ck_assert_str_eq(mps_wire_subtype_name(MPS_MP_EXPERIMENTAL),
+			 "EXPERIMENTAL");
 
 	ck_assert_str_eq(mps_wire_reason_name(MPS_RST_UNSPECIFIED),
 			 "unspecified");
@@ -1865,6 +1869,88 @@ START_TEST(test_subtypes_and_reset_reasons_have_names)
 	ck_assert_str_eq(mps_wire_reason_name(MPS_RST_MIDDLEBOX), "middlebox");
 	ck_assert_str_eq(mps_wire_reason_name(7), "unknown");
 	ck_assert_str_eq(mps_wire_reason_name(-1), "unknown");
+}
+END_TEST
+
+/*
+ * The private option, subtype 0xF: the data window.
+ */
+
+static struct mps_option data_window(uint32_t window)
+{
+	struct mps_option opt = blank(MPS_MP_EXPERIMENTAL);
+
+	opt.mp_experimental.type = MPS_EXP_DATA_WINDOW;
+	opt.mp_experimental.data_window = window;
+	return opt;
+}
+
+START_TEST(test_data_window_layout_is_kind_length_subtype_type_window)
+{
+	static const uint8_t want[] = {30, 8, 0xf0, 1, 0x12, 0x34, 0x56, 0x78};
+	struct mps_option opt = data_window(0x12345678);
+	uint8_t buf[MPS_WIRE_OPT_MAX];
+	int version;
+
+	for (version = 0; version <= 1; version++) {
+		ck_assert_int_eq(
+			mps_wire_encode_option(&opt, version, buf, sizeof(buf)),
+			8);
+		ck_assert_mem_eq(buf, want, sizeof(want));
+		ck_assert_int_eq(
+			decode_exact(want, sizeof(want), version, &opt), 0);
+		ck_assert_int_eq(opt.subtype, MPS_MP_EXPERIMENTAL);
+		ck_assert_uint_eq(opt.mp_experimental.type,
+				  MPS_EXP_DATA_WINDOW);
+		ck_assert_uint_eq(opt.mp_experimental.data_window, 0x12345678);
+	}
+}
+END_TEST
+
+START_TEST(test_data_window_of_another_shape_is_rejected)
+{
+	uint8_t buf[8] = {30, 8, 0xf0, 1, 0, 0, 1, 0};
+	uint8_t shortened[4] = {30, 4, 0xf0, 1};
+	struct mps_option opt;
+	uint8_t out[MPS_WIRE_OPT_MAX];
+
+	ck_assert_int_eq(decode_exact(shortened, sizeof(shortened), 1, &opt),
+			 MPS_WIRE_E_BAD_LENGTH);
+	buf[2] = 0xf1;
+	ck_assert_int_eq(decode_exact(buf, sizeof(buf), 1, &opt),
+			 MPS_WIRE_E_RESERVED_BITS);
+	buf[2] = 0xf0;
+	buf[3] = 2;
+	ck_assert_int_eq(decode_exact(buf, sizeof(buf), 1, &opt),
+			 MPS_WIRE_E_BAD_FORM);
+
+	opt = data_window(1);
+	opt.mp_experimental.type = 0;
+	ck_assert_int_eq(mps_wire_encode_option(&opt, 1, out, sizeof(out)),
+			 MPS_WIRE_E_BAD_FORM);
+	opt = data_window(1);
+	ck_assert_int_eq(mps_wire_encode_option(&opt, 1, out, 7),
+			 MPS_WIRE_E_NO_SPACE);
+}
+END_TEST
+
+START_TEST(test_data_window_record_carries_no_payload)
+{
+	struct mps_option opt = data_window(65535);
+	uint8_t buf[64];
+	struct mps_record rec;
+	char text[128];
+	int n;
+
+	n = mps_wire_encode_record(&opt, 1, 0, buf, sizeof(buf));
+	ck_assert_int_eq(n, MPS_WIRE_HDR_LEN + 8);
+	ck_assert_int_eq(decode_record_exact(buf, (size_t)n, 1, &rec), 0);
+	ck_assert_uint_eq(rec.opt.mp_experimental.data_window, 65535);
+	ck_assert_int_eq(mps_wire_encode_record(&opt, 1, 1, buf, sizeof(buf)),
+			 MPS_WIRE_E_UNEXPECTED_PAYLOAD);
+
+	mps_wire_format_option(&opt, text, sizeof(text));
+	ck_assert_str_eq(text, "EXPERIMENTAL type=1 data_window=65535");
 }
 END_TEST
 
@@ -1895,6 +1981,10 @@ static Suite *wire_suite(void)
 			    0,
 			    (int)ARRAY_SIZE(length_cases));
 	tcase_add_test(tc, test_unknown_subtypes_are_rejected);
+	tcase_add_test(
+		tc, test_data_window_layout_is_kind_length_subtype_type_window);
+	tcase_add_test(tc, test_data_window_of_another_shape_is_rejected);
+	tcase_add_test(tc, test_data_window_record_carries_no_payload);
 	tcase_add_test(tc, test_mp_tcprst_does_not_exist_in_version_0);
 	tcase_add_test(tc, test_mp_capable_versions_above_1_are_rejected);
 	tcase_add_test(tc, test_connection_versions_but_0_and_1_are_rejected);

@@ -84,7 +84,8 @@ enum mps_subtype {
 	MPS_MP_PRIO = 5,
 	MPS_MP_FAIL = 6,
 	MPS_MP_FASTCLOSE = 7,
-	MPS_MP_TCPRST = 8, /* v1 only */
+	MPS_MP_TCPRST = 8,	  /* v1 only */
+	MPS_MP_EXPERIMENTAL = 15, /* private use: struct mps_mp_experimental */
 };
 
 /* MP_CAPABLE flags (RFC 8684 section 3.1); D to G are reserved. */
@@ -217,6 +218,28 @@ struct mps_mp_tcprst {
 	uint8_t reason; /* enum mps_tcprst_reason */
 };
 
+/*
+ * mptcpshim's private option, in the subtype RFC 8684 keeps for private
+ * and experimental use (0xF):
+ *
+ *   byte 0  kind 30          byte 1  length 8
+ *   byte 2  0xF0 (subtype 0xF, low nibble 0)
+ *   byte 3  private type: 1, the data window
+ *   byte 4  32-bit big-endian window in bytes
+ *
+ * The data window stands in for the TCP header's window, which in-band
+ * records lack (RFC 8684 section 3.3.4): how many bytes beyond the data
+ * ACK of the sender's last DSS on the same subflow it will accept.  It is
+ * the same in v0 and v1.  No other private type is defined.
+ */
+#define MPS_EXP_DATA_WINDOW 1
+#define MPS_EXP_LEN 8
+
+struct mps_mp_experimental {
+	uint8_t type; /* MPS_EXP_DATA_WINDOW */
+	uint32_t data_window;
+};
+
 /* One MPTCP option: subtype says which member of the union is valid. */
 struct mps_option {
 	enum mps_subtype subtype;
@@ -230,6 +253,7 @@ struct mps_option {
 		struct mps_mp_fail mp_fail;
 		struct mps_mp_fastclose mp_fastclose;
 		struct mps_mp_tcprst mp_tcprst;
+		struct mps_mp_experimental mp_experimental;
 	};
 };
 

@@ -1,0 +1,1820 @@
+/*
+ * conn.c: the MPTCP state machine of one connection, without sockets.
+ *
+ * How the pieces fit:
+ *
+ *   program --app_write--> snd ring --records--> subflow out queue --peek-->
+ *   program <--app_peek--- rcv ring <--payload-- record parser <--input----
+ *                                        \-- reassembly (out of order) --/
+ *
+ * The send ring holds the program's bytes from snd_una (the peer's data
+ * ACK) to snd_end; records are cut from it at snd_nxt.  A queued record
+ * is its header and option, encoded into a slot of the subflow's out
+ * queue, plus a reference to its payload in the send ring, so that
+ * payload is never copied on the way out and nothing is allocated per
+ * record.  The receive ring holds in-order bytes for the program, from
+ * rcv_read (the next byte the program reads) to rcv_nxt.
+ *
+ * Records to send are cut lazily, in mps_conn_sf_peek(): many inputs or
+ * consumes between two peeks cost one data ACK.
+ *
+ * Decisions this file makes beyond RFC 8684 (see also conn.h):
+ *
+ * - Key derivation and the version.  The client sends its key before it
+ *   knows the version the server picks, and may send data under it at
+ *   once.  So a key's token and IDSN are always derived with the hash of
+ *   the version its owner offered with it: the client's with the version
+ *   it offered, the server's with the version it answered.  When both
+ *   ends run the same version (every connection but a downgrade) this is
+ *   exactly RFC 8684; on a v1 to v0 downgrade the client's IDSN stays
+ *   SHA-256 derived.  The server draws its key again if it downgrades,
+ *   since it has not sent it yet.
+ *
+ * - Checksums on early data.  Records the client sends before it has the
+ *   server's answer carry a DSS checksum if and only if the client itself
+ *   asked for checksums (its A flag); after the answer, both directions
+ *   follow the negotiated choice.
+ *
+ * - The data window.  In-band records have no TCP window field, so the
+ *   receiver advertises its data-level window (RFC 8684 section 3.3.4) in
+ *   a private option (subtype 0xF, type 1).  The window counts from the
+ *   data ACK of the last DSS that the same end sent on the same subflow
+ *   before the option (from the first DSN of that direction if none).
+ *   Until the first such option, the window is MPS_CONN_INITIAL_WINDOW.
+ *   The right edge never moves back.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "mptcpshim/wire.h"
+#include "conn.h"
+#include "crypto.h"
+#include "reasm.h"
+#include "seq.h"
+#include "token.h"
+
+/* Subflows one connection can hold; only the first is used so far. */
+#define MPS_CONN_MAX_SF 8
+
+/* Records queued per subflow, and how many of them data may take. */
+#define MPS_CONN_OUTQ 16
+#define MPS_CONN_OUTQ_DATA 12
+
+/* Header and option of a record, the most a record has before payload. */
+#define MPS_CONN_REC_HEAD_MAX (MPS_WIRE_HDR_LEN + MPS_WIRE_OPT_MAX)
+
+/* Out-of-order bytes: the reassembly queue's memory, beyond rcv_buf. */
+#define MPS_CONN_REASM_SLACK (64 * 1024)
+
+/* A byte ring of fixed capacity.  Bytes past vis are held back. */
+struct mps_ring {
+	uint8_t *buf;
+	size_t cap;
+	size_t head; /* offset of the first byte */
+	size_t len;  /* bytes held */
+	size_t vis;  /* of which the first vis are visible */
+};
+
+/* One record waiting in a subflow's out queue. */
+struct mps_out_rec {
+	uint8_t head[MPS_CONN_REC_HEAD_MAX]; /* header and option */
+	uint8_t head_len;
+	bool fin;	  /* carries this end's DATA_FIN */
+	uint32_t pay_len; /* payload bytes, in the send ring */
+	uint64_t pay_dsn; /* DSN of the first payload byte */
+};
+
+/* Everything of one subflow.  Owned by the event-loop thread. */
+struct mps_sf {
+	bool used;
+	bool closed; /* the caller reported end of stream or error */
+	bool dead;   /* input is ignored: reset, or the peer reset it */
+
+	/* receive: the record being parsed */
+	uint8_t rx_head[MPS_CONN_REC_HEAD_MAX];
+	size_t rx_have;	   /* bytes of rx_head filled */
+	size_t rx_opt_len; /* L, once the header is decoded */
+	size_t rx_pay_len; /* P of the record whose payload comes */
+	size_t rx_pay_done;
+	uint64_t rx_dsn; /* DSN of its first payload byte */
+	bool rx_fin;	 /* its mapping ends with a DATA_FIN */
+	bool rx_csum_on;
+	struct mps_csum rx_csum;
+	uint32_t rx_ssn;   /* relative subflow sequence of next byte */
+	uint64_t ack_rcvd; /* last data ACK received here */
+
+	/* send */
+	struct mps_out_rec outq[MPS_CONN_OUTQ];
+	unsigned int outq_head;
+	unsigned int outq_len;
+	size_t head_off;   /* bytes of the first record written */
+	uint32_t tx_ssn;   /* relative subflow sequence of next byte */
+	uint64_t ack_sent; /* last data ACK sent here */
+};
+
+struct mps_conn {
+	enum mps_role role;
+	struct mps_conn_params params;
+	struct mps_token_table *tokens;
+	enum mps_conn_state state;
+	int error;
+	uint64_t created_us;
+
+	/* negotiation */
+	int version;	   /* offered, then agreed */
+	int local_version; /* the hash the local key material used */
+	int peer_version;  /* the version the peer offered its key with */
+	bool csum;	   /* checksums agreed (valid once peer_known) */
+	bool peer_csum;	   /* the peer's A flag */
+	struct mps_key_material local;
+	bool have_token; /* local.token is in the token table */
+	bool peer_known; /* the peer's key arrived */
+	uint64_t peer_key;
+	uint64_t peer_idsn;
+	uint32_t peer_token;
+	bool mpc_due; /* our first MP_CAPABLE is to be sent */
+	bool mpc_sent;
+	bool mpc_ack_due; /* client: the third-ACK form is to be sent */
+	bool got_first;	  /* server: the client's first record came */
+	bool got_third;	  /* server: the client's third ACK came */
+
+	/* send side, DSNs of this end's data */
+	struct mps_ring snd;
+	uint64_t snd_una;   /* first byte not data-ACKed; snd ring head */
+	uint64_t snd_nxt;   /* next byte to put in a record */
+	uint64_t snd_end;   /* end of the program's data */
+	uint64_t snd_wr;    /* end of what the caller has written */
+	uint64_t snd_right; /* the peer's window: send below this */
+	bool app_shut;
+	bool fin_sent; /* a record with our DATA_FIN is queued */
+	bool fin_acked;
+	bool tx_raw; /* fallback: bytes go out unframed */
+
+	/* receive side, DSNs of the peer's data */
+	struct mps_ring rcv;
+	struct mps_reasm reasm; /* its rcv_nxt is the next DSN expected */
+	bool reasm_ready;	/* reasm initialised */
+	uint64_t rcv_read;	/* DSN of the rcv ring's first byte */
+	uint64_t rcv_right;	/* right edge advertised, never moves back */
+	bool ack_due;		/* the data ACK moved since it was sent */
+	bool rcv_fin_seen;
+	bool rcv_fin_done; /* DATA_FIN reached in order: ACK counts it */
+	uint64_t rcv_fin_dsn;
+	bool rx_raw; /* fallback: bytes come in unframed */
+	bool rx_eof; /* fallback: the subflow ended cleanly */
+
+	/* reset signalling, sent once */
+	bool fastclose_due;
+	bool tcprst_due;
+	uint8_t tcprst_reason;
+
+	struct mps_conn_stats stats;
+	int nsf;
+	struct mps_sf sf[MPS_CONN_MAX_SF];
+};
+
+/*
+ * Rings.
+ */
+
+static int ring_init(struct mps_ring *r, size_t cap)
+{
+	memset(r, 0, sizeof(*r));
+	r->buf = malloc(cap);
+	if (!r->buf)
+		return -ENOMEM;
+	r->cap = cap;
+	return 0;
+}
+
+static void ring_free(struct mps_ring *r)
+{
+	free(r->buf);
+	memset(r, 0, sizeof(*r));
+}
+
+static size_t ring_room(const struct mps_ring *r)
+{
+	return r->cap - r->len;
+}
+
+/* Appends up to n bytes, held back until ring_show(); returns how many. */
+static size_t ring_put(struct mps_ring *r, const uint8_t *p, size_t n)
+{
+	size_t done = 0;
+
+	if (n > ring_room(r))
+		n = ring_room(r);
+	while (done < n) {
+		size_t tail = (r->head + r->len) % r->cap;
+		size_t chunk = r->cap - tail;
+
+		if (chunk > n - done)
+			chunk = n - done;
+		memcpy(r->buf + tail, p + done, chunk);
+		r->len += chunk;
+		done += chunk;
+	}
+
+	return n;
+}
+
+/* Makes every byte held visible. */
+static void ring_show(struct mps_ring *r)
+{
+	r->vis = r->len;
+}
+
+/* The contiguous free space at the tail, for copying into directly. */
+static uint8_t *ring_tail(const struct mps_ring *r, size_t *n)
+{
+	size_t tail = (r->head + r->len) % r->cap;
+	size_t chunk = r->cap - tail;
+
+	*n = chunk < ring_room(r) ? chunk : ring_room(r);
+	return r->buf + tail;
+}
+
+/* Up to two iovecs for n held bytes from offset off; returns the count. */
+static int
+ring_iov(const struct mps_ring *r, size_t off, size_t n, struct iovec iov[2])
+{
+	size_t start = (r->head + off) % r->cap;
+	size_t first = r->cap - start;
+
+	if (n == 0)
+		return 0;
+	iov[0].iov_base = r->buf + start;
+	if (first >= n) {
+		iov[0].iov_len = n;
+		return 1;
+	}
+	iov[0].iov_len = first;
+	iov[1].iov_base = r->buf;
+	iov[1].iov_len = n - first;
+	return 2;
+}
+
+/* Drops n visible bytes from the front. */
+static void ring_drop(struct mps_ring *r, size_t n)
+{
+	if (n > r->vis)
+		n = r->vis;
+	r->head = (r->head + n) % r->cap;
+	r->len -= n;
+	r->vis -= n;
+	if (r->len == 0)
+		r->head = 0;
+}
+
+/*
+ * Small helpers.
+ */
+
+static struct mps_sf *conn_sf(struct mps_conn *conn, int sf)
+{
+	if (sf < 0 || sf >= conn->nsf || !conn->sf[sf].used)
+		return NULL;
+	return &conn->sf[sf];
+}
+
+static bool conn_is_over(const struct mps_conn *conn)
+{
+	return conn->state == MPS_CONN_RESET || conn->state == MPS_CONN_CLOSED;
+}
+
+/* The data ACK this end sends: DSN of the next byte it expects. */
+static uint64_t rcv_data_ack(const struct mps_conn *conn)
+{
+	return conn->rcv_read + conn->rcv.vis + (conn->rcv_fin_done ? 1 : 0);
+}
+
+static uint64_t rcv_nxt(const struct mps_conn *conn)
+{
+	return mps_reasm_rcv_nxt(&conn->reasm);
+}
+
+/* Whether the payload of this end's records carries a DSS checksum. */
+static bool tx_csum(const struct mps_conn *conn)
+{
+	return conn->peer_known ? conn->csum : conn->params.checksum;
+}
+
+/* Whether the peer's records carry one (see the file comment). */
+static bool rx_csum(const struct mps_conn *conn)
+{
+	if (conn->role == MPS_ROLE_SERVER && !conn->got_third)
+		return conn->peer_csum;
+	return conn->csum;
+}
+
+/* Drops the records no byte of which was written yet. */
+static void sf_drop_unsent(struct mps_sf *sf)
+{
+	sf->outq_len = sf->head_off > 0 ? 1 : 0;
+}
+
+static void conn_drop_unsent(struct mps_conn *conn)
+{
+	int i;
+
+	for (i = 0; i < conn->nsf; i++)
+		sf_drop_unsent(&conn->sf[i]);
+}
+
+static void conn_check_closed(struct mps_conn *conn)
+{
+	if (conn->state != MPS_CONN_ESTABLISHED &&
+	    conn->state != MPS_CONN_HANDSHAKE)
+		return;
+	if (conn->fin_acked && conn->rcv_fin_done)
+		conn->state = MPS_CONN_CLOSED;
+}
+
+/* The peer ended the connection (MP_FASTCLOSE, MP_TCPRST, lost subflow). */
+static void conn_reset(struct mps_conn *conn, int err)
+{
+	if (conn->state == MPS_CONN_RESET)
+		return;
+	conn->state = MPS_CONN_RESET;
+	conn->error = err;
+	conn_drop_unsent(conn);
+}
+
+/*
+ * Subflow sf broke the protocol: reset it with MP_TCPRST (RFC 8684
+ * section 3.6; v0 has no MP_TCPRST, so MP_FASTCLOSE says it there).  With
+ * one subflow, the connection goes with it.  Returns err, negative.
+ */
+static int
+sf_fail(struct mps_conn *conn, struct mps_sf *sf, int err, uint8_t reason)
+{
+	sf->dead = true;
+	conn->stats.protocol_errors++;
+	conn_reset(conn, ECONNRESET);
+	if (conn->version == MPS_VERSION_1) {
+		conn->tcprst_due = true;
+		conn->tcprst_reason = reason;
+	} else if (conn->peer_known) {
+		conn->fastclose_due = true;
+	}
+	return err;
+}
+
+static int sf_protocol_error(struct mps_conn *conn, struct mps_sf *sf)
+{
+	return sf_fail(conn, sf, -EPROTO, MPS_RST_MPTCP_ERROR);
+}
+
+/* Plain TCP from now on, in both directions (server only). */
+static void conn_fall_back(struct mps_conn *conn)
+{
+	conn->state = MPS_CONN_FALLBACK;
+	conn->rx_raw = true;
+	conn->tx_raw = true;
+	conn->snd_nxt = conn->snd_una;
+	conn->snd_wr = conn->snd_una;
+	conn->stats.fallbacks++;
+}
+
+/*
+ * Keys.
+ */
+
+static int key_draw(struct mps_conn *conn, int version)
+{
+	int err;
+
+	if (!conn->tokens) {
+		err = mps_crypto_key_new(&conn->local.key);
+		if (!err)
+			err = mps_crypto_key_material(
+				version, conn->local.key, &conn->local);
+	} else {
+		err = mps_token_new(conn->tokens, version, conn, &conn->local);
+		conn->have_token = err == 0;
+	}
+	if (!err)
+		conn->local_version = version;
+	return err;
+}
+
+static void key_drop(struct mps_conn *conn)
+{
+	if (conn->have_token)
+		mps_token_remove(conn->tokens, conn->local.token, conn);
+	conn->have_token = false;
+	mps_crypto_wipe(&conn->local, sizeof(conn->local));
+}
+
+/* Puts the send side's DSNs on the local IDSN: the first DSN is IDSN + 1. */
+static void snd_rebase(struct mps_conn *conn)
+{
+	uint64_t first = conn->local.idsn + 1;
+	uint64_t held = conn->snd_end - conn->snd_una;
+	int i;
+
+	conn->snd_una = first;
+	conn->snd_nxt = first;
+	conn->snd_wr = first;
+	conn->snd_end = first + held;
+	conn->snd_right = first + MPS_CONN_INITIAL_WINDOW;
+	for (i = 0; i < conn->nsf; i++)
+		conn->sf[i].ack_rcvd = first;
+}
+
+/* The peer's key is known: its data starts at its IDSN + 1. */
+static int peer_set_key(struct mps_conn *conn, uint64_t key, int version)
+{
+	uint64_t first;
+	int err;
+	int i;
+
+	err = mps_crypto_key_derive(
+		version, key, &conn->peer_token, &conn->peer_idsn);
+	if (err)
+		return err;
+
+	conn->peer_key = key;
+	conn->peer_version = version;
+	conn->peer_known = true;
+	first = conn->peer_idsn + 1;
+	err = mps_reasm_init(
+		&conn->reasm, first, conn->rcv.cap + MPS_CONN_REASM_SLACK);
+	if (err)
+		return err;
+
+	conn->reasm_ready = true;
+	conn->rcv_read = first;
+	conn->rcv_right = first + MPS_CONN_INITIAL_WINDOW;
+	for (i = 0; i < conn->nsf; i++)
+		conn->sf[i].ack_sent = first;
+	return 0;
+}
+
+/*
+ * Creating and freeing.
+ */
+
+static int conn_init(struct mps_conn *conn,
+		     enum mps_role role,
+		     const struct mps_conn_params *params,
+		     struct mps_token_table *tokens,
+		     uint64_t now_us)
+{
+	size_t rcv_cap = params->rcv_buf;
+	int err;
+
+	if (params->version != MPS_VERSION_0 &&
+	    params->version != MPS_VERSION_1)
+		return -EINVAL;
+	if (params->snd_buf == 0)
+		return -EINVAL;
+	if (rcv_cap < MPS_CONN_INITIAL_WINDOW)
+		rcv_cap = MPS_CONN_INITIAL_WINDOW;
+
+	conn->role = role;
+	conn->params = *params;
+	conn->tokens = tokens;
+	conn->state = MPS_CONN_HANDSHAKE;
+	conn->created_us = now_us;
+	conn->version = params->version;
+	err = ring_init(&conn->snd, params->snd_buf);
+	if (!err)
+		err = ring_init(&conn->rcv, rcv_cap);
+	if (!err)
+		err = key_draw(conn, params->version);
+	if (!err)
+		snd_rebase(conn);
+	return err;
+}
+
+struct mps_conn *mps_conn_new(enum mps_role role,
+			      const struct mps_conn_params *params,
+			      struct mps_token_table *tokens,
+			      uint64_t now_us)
+{
+	struct mps_conn *conn;
+	int err;
+
+	conn = calloc(1, sizeof(*conn));
+	if (!conn) {
+		errno = ENOMEM;
+		return NULL;
+	}
+
+	err = conn_init(conn, role, params, tokens, now_us);
+	if (err) {
+		mps_conn_free(conn);
+		errno = -err;
+		return NULL;
+	}
+
+	return conn;
+}
+
+void mps_conn_free(struct mps_conn *conn)
+{
+	if (!conn)
+		return;
+
+	key_drop(conn);
+	mps_crypto_wipe(&conn->peer_key, sizeof(conn->peer_key));
+	if (conn->reasm_ready)
+		mps_reasm_destroy(&conn->reasm);
+	ring_free(&conn->snd);
+	ring_free(&conn->rcv);
+	free(conn);
+}
+
+int mps_conn_sf_add(struct mps_conn *conn)
+{
+	struct mps_sf *sf;
+
+	/* TODO: MP_JOIN subflows; until then one subflow per connection. */
+	if (conn->nsf >= 1)
+		return -EOPNOTSUPP;
+	if (conn_is_over(conn))
+		return -ENOTCONN;
+
+	sf = &conn->sf[conn->nsf];
+	memset(sf, 0, sizeof(*sf));
+	sf->used = true;
+	sf->rx_ssn = 1;
+	sf->tx_ssn = 1;
+	sf->ack_rcvd = conn->snd_una;
+	if (conn->role == MPS_ROLE_CLIENT && conn->state == MPS_CONN_HANDSHAKE)
+		conn->mpc_due = true;
+	return conn->nsf++;
+}
+
+/*
+ * Sending: cutting records into a subflow's out queue.
+ */
+
+static unsigned int sf_outq_room(const struct mps_sf *sf)
+{
+	return MPS_CONN_OUTQ - sf->outq_len;
+}
+
+/* Queues a record whose payload, if any, is in the send ring. */
+static int sf_emit(struct mps_conn *conn,
+		   struct mps_sf *sf,
+		   const struct mps_option *opt,
+		   uint64_t pay_dsn,
+		   size_t pay_len,
+		   bool fin)
+{
+	struct mps_out_rec *rec;
+	unsigned int slot;
+	int n;
+
+	if (sf_outq_room(sf) == 0)
+		return -ENOBUFS;
+
+	slot = (sf->outq_head + sf->outq_len) % MPS_CONN_OUTQ;
+	rec = &sf->outq[slot];
+	n = mps_wire_encode_record(
+		opt, conn->version, pay_len, rec->head, sizeof(rec->head));
+	if (n < 0)
+		return -EINVAL; /* a bug here: the option is ours */
+
+	rec->head_len = (uint8_t)n;
+	rec->pay_dsn = pay_dsn;
+	rec->pay_len = (uint32_t)pay_len;
+	rec->fin = fin;
+	sf->outq_len++;
+	conn->stats.records_out++;
+	return 0;
+}
+
+/* The DSS checksum of a mapping whose payload is in the send ring. */
+static uint16_t snd_csum(const struct mps_conn *conn,
+			 uint64_t dsn,
+			 uint32_t ssn,
+			 uint16_t data_len,
+			 size_t pay_len)
+{
+	struct mps_csum csum;
+	struct iovec iov[2];
+	int n;
+
+	n = ring_iov(&conn->snd, dsn - conn->snd_una, pay_len, iov);
+	mps_dss_csum_start(&csum, dsn, ssn, data_len, 0);
+	mps_csum_add_iov(&csum, iov, (size_t)n);
+	return mps_csum_final(&csum);
+}
+
+/* Adds the data ACK to a DSS once the peer's key gives its DSN space. */
+static void
+dss_add_ack(struct mps_conn *conn, struct mps_sf *sf, struct mps_dss *dss)
+{
+	if (!conn->peer_known)
+		return;
+	dss->flags |= MPS_DSS_ACK | MPS_DSS_ACK64;
+	dss->data_ack = rcv_data_ack(conn);
+	sf->ack_sent = dss->data_ack;
+	conn->ack_due = false;
+}
+
+/* A DSS mapping of n bytes at snd_nxt, with DATA_FIN if fin. */
+static int
+sf_emit_data(struct mps_conn *conn, struct mps_sf *sf, size_t n, bool fin)
+{
+	struct mps_option opt = {.subtype = MPS_DSS};
+	struct mps_dss *dss = &opt.dss;
+	uint64_t dsn = fin && n == 0 ? conn->snd_end : conn->snd_nxt;
+	int err;
+
+	if (sf_outq_room(sf) == 0)
+		return -ENOBUFS;
+	dss->flags = MPS_DSS_MAP | MPS_DSS_DSN64 | (fin ? MPS_DSS_FIN : 0);
+	dss->dsn = dsn;
+	/* RFC 8684 section 3.3.3: a bare DATA_FIN has subflow sequence 0. */
+	dss->ssn = n ? sf->tx_ssn : 0;
+	dss->data_len = (uint16_t)(n + fin);
+	if (tx_csum(conn)) {
+		dss->has_checksum = true;
+		dss->checksum = snd_csum(conn, dsn, dss->ssn, dss->data_len, n);
+	}
+	dss_add_ack(conn, sf, dss);
+
+	err = sf_emit(conn, sf, &opt, dsn, n, fin);
+	if (err)
+		return err;
+
+	conn->snd_nxt += n;
+	sf->tx_ssn += (uint32_t)n;
+	conn->stats.bytes_out += n;
+	if (fin)
+		conn->fin_sent = true;
+	return 0;
+}
+
+/* Bytes at snd_nxt that the peer's window lets out now, up to max. */
+static size_t snd_sendable(const struct mps_conn *conn, size_t max)
+{
+	uint64_t unsent = conn->snd_end - conn->snd_nxt;
+	uint64_t wnd = 0;
+
+	if (mps_dsn_after(conn->snd_right, conn->snd_nxt))
+		wnd = conn->snd_right - conn->snd_nxt;
+	if (unsent > wnd)
+		unsent = wnd;
+	return unsent < max ? (size_t)unsent : max;
+}
+
+/* Data may go out: after our MP_CAPABLE, which follows the client's. */
+static bool snd_allowed(const struct mps_conn *conn)
+{
+	return conn->mpc_sent && !conn->mpc_ack_due &&
+	       (conn->state == MPS_CONN_HANDSHAKE ||
+		conn->state == MPS_CONN_ESTABLISHED);
+}
+
+/* Our first MP_CAPABLE: the 12-byte form with our key. */
+static int sf_emit_mpc(struct mps_conn *conn, struct mps_sf *sf)
+{
+	struct mps_option opt = {.subtype = MPS_MP_CAPABLE};
+	struct mps_mp_capable *mpc = &opt.mp_capable;
+	bool csum = conn->role == MPS_ROLE_SERVER ? conn->csum
+						  : conn->params.checksum;
+
+	mpc->version = (uint8_t)conn->version;
+	mpc->flags = MPS_MPC_HMAC | (csum ? MPS_MPC_CHECKSUM : 0);
+	mpc->nkeys = 1;
+	mpc->sender_key = conn->local.key;
+	return sf_emit(conn, sf, &opt, 0, 0, false);
+}
+
+/*
+ * The client's third-ACK form, echoing both keys (RFC 8684 section 3.1).
+ * In v1 it carries the first data when none was sent yet: the data-level
+ * length (and checksum) then map it at the first DSN, subflow sequence 1.
+ */
+static int sf_emit_mpc_ack(struct mps_conn *conn, struct mps_sf *sf)
+{
+	struct mps_option opt = {.subtype = MPS_MP_CAPABLE};
+	struct mps_mp_capable *mpc = &opt.mp_capable;
+	uint64_t first = conn->local.idsn + 1;
+	size_t n = 0;
+	int err;
+
+	mpc->version = (uint8_t)conn->version;
+	mpc->flags = MPS_MPC_HMAC | (conn->csum ? MPS_MPC_CHECKSUM : 0);
+	mpc->nkeys = 2;
+	mpc->sender_key = conn->local.key;
+	mpc->receiver_key = conn->peer_key;
+	if (conn->version == MPS_VERSION_1 && conn->snd_nxt == first)
+		n = snd_sendable(conn, MPS_WIRE_PAYLOAD_MAX);
+	if (n > 0) {
+		mpc->has_data_len = true;
+		mpc->data_len = (uint16_t)n;
+		mpc->has_checksum = conn->csum;
+		if (conn->csum)
+			mpc->checksum =
+				snd_csum(conn, first, 1, (uint16_t)n, n);
+	}
+
+	err = sf_emit(conn, sf, &opt, first, n, false);
+	if (err)
+		return err;
+
+	conn->snd_nxt += n;
+	sf->tx_ssn += (uint32_t)n;
+	conn->stats.bytes_out += n;
+	conn->mpc_ack_due = false;
+	return 0;
+}
+
+static void sf_fill_handshake(struct mps_conn *conn, struct mps_sf *sf)
+{
+	if (conn->mpc_due && sf_emit_mpc(conn, sf) == 0) {
+		conn->mpc_due = false;
+		conn->mpc_sent = true;
+	}
+	if (conn->mpc_ack_due)
+		sf_emit_mpc_ack(conn, sf);
+}
+
+static void sf_fill_data(struct mps_conn *conn, struct mps_sf *sf)
+{
+	while (snd_allowed(conn) && sf->outq_len < MPS_CONN_OUTQ_DATA) {
+		size_t n = snd_sendable(conn, MPS_WIRE_PAYLOAD_MAX);
+		bool fin;
+
+		if (n == 0)
+			break;
+		/* The DATA_FIN rides on the last data when it can. */
+		fin = conn->app_shut && conn->peer_known &&
+		      conn->snd_nxt + n == conn->snd_end;
+		if (sf_emit_data(conn, sf, n, fin))
+			break;
+	}
+}
+
+/* A bare DATA_FIN when the last data left without it. */
+static void sf_fill_fin(struct mps_conn *conn, struct mps_sf *sf)
+{
+	if (!conn->app_shut || conn->fin_sent || !conn->peer_known)
+		return;
+	if (!snd_allowed(conn) || conn->snd_nxt != conn->snd_end)
+		return;
+	sf_emit_data(conn, sf, 0, true);
+}
+
+/* An ACK-only DSS (RFC 8684 section 3.3.2). */
+static int sf_emit_ack(struct mps_conn *conn, struct mps_sf *sf)
+{
+	struct mps_option opt = {.subtype = MPS_DSS};
+
+	if (sf_outq_room(sf) == 0)
+		return -ENOBUFS;
+	dss_add_ack(conn, sf, &opt.dss);
+	return sf_emit(conn, sf, &opt, 0, 0, false);
+}
+
+/* The right edge this end can take now: the rcv ring's free space. */
+static uint64_t rcv_right_now(const struct mps_conn *conn)
+{
+	return conn->rcv_read + conn->rcv.cap;
+}
+
+/* Whether the window opened by enough to be worth a record. */
+static bool rcv_window_due(const struct mps_conn *conn)
+{
+	uint64_t step = conn->rcv.cap / 8;
+
+	if (step == 0)
+		step = 1;
+	return rcv_right_now(conn) - conn->rcv_right >= step;
+}
+
+/* The private data-window option, relative to the last data ACK sent. */
+static int sf_emit_window(struct mps_conn *conn, struct mps_sf *sf)
+{
+	struct mps_option opt = {.subtype = MPS_MP_EXPERIMENTAL};
+	uint64_t right = rcv_right_now(conn);
+	int err;
+
+	opt.mp_experimental.type = MPS_EXP_DATA_WINDOW;
+	opt.mp_experimental.data_window = (uint32_t)(right - sf->ack_sent);
+	err = sf_emit(conn, sf, &opt, 0, 0, false);
+	if (!err)
+		conn->rcv_right = right;
+	return err;
+}
+
+static void sf_fill_control(struct mps_conn *conn, struct mps_sf *sf)
+{
+	bool window;
+
+	if (!conn->peer_known || !conn->mpc_sent || conn->mpc_ack_due)
+		return;
+	window = rcv_window_due(conn);
+	if (window && sf->ack_sent != rcv_data_ack(conn))
+		conn->ack_due = true;
+	if (conn->ack_due && sf_outq_room(sf) >= (window ? 2u : 1u))
+		sf_emit_ack(conn, sf);
+	if (window && !conn->ack_due)
+		sf_emit_window(conn, sf);
+}
+
+/* After a reset: MP_FASTCLOSE or MP_TCPRST, once. */
+static void sf_fill_reset(struct mps_conn *conn, struct mps_sf *sf)
+{
+	struct mps_option opt;
+
+	memset(&opt, 0, sizeof(opt));
+	if (conn->fastclose_due && conn->peer_known) {
+		/* RFC 8684 section 3.5: it carries the receiver's key. */
+		opt.subtype = MPS_MP_FASTCLOSE;
+		opt.mp_fastclose.receiver_key = conn->peer_key;
+	} else if (conn->tcprst_due && conn->version == MPS_VERSION_1) {
+		opt.subtype = MPS_MP_TCPRST;
+		opt.mp_tcprst.reason = conn->tcprst_reason;
+	} else {
+		return;
+	}
+
+	if (sf_emit(conn, sf, &opt, 0, 0, false) == 0) {
+		conn->fastclose_due = false;
+		conn->tcprst_due = false;
+	}
+}
+
+/* Cuts what subflow sf should carry next into its out queue. */
+static void sf_fill(struct mps_conn *conn, struct mps_sf *sf)
+{
+	if (sf->closed)
+		return;
+	if (conn->state == MPS_CONN_RESET) {
+		sf_fill_reset(conn, sf);
+		return;
+	}
+	if (conn->tx_raw)
+		return;
+
+	sf_fill_handshake(conn, sf);
+	sf_fill_data(conn, sf);
+	sf_fill_fin(conn, sf);
+	sf_fill_control(conn, sf);
+}
+
+/* Adds the iovecs of one piece, skipping *skip bytes first. */
+static int iov_add(struct iovec *iov,
+		   int n,
+		   int iovcnt,
+		   const void *base,
+		   size_t len,
+		   size_t *skip)
+{
+	if (n >= iovcnt || len == 0)
+		return n;
+	if (*skip >= len) {
+		*skip -= len;
+		return n;
+	}
+	iov[n].iov_base = (uint8_t *)base + *skip;
+	iov[n].iov_len = len - *skip;
+	*skip = 0;
+	return n + 1;
+}
+
+static int rec_iov(const struct mps_conn *conn,
+		   const struct mps_out_rec *rec,
+		   struct iovec *iov,
+		   int n,
+		   int iovcnt,
+		   size_t *skip)
+{
+	uint64_t cut = 0;
+	struct iovec pay[2];
+	int npay;
+	int i;
+
+	/*
+	 * The peer may have acked the written front of the first record's
+	 * payload: it left the ring, and skip covers it.
+	 */
+	if (rec->pay_len > 0 && mps_dsn_before(rec->pay_dsn, conn->snd_una))
+		cut = conn->snd_una - rec->pay_dsn;
+	n = iov_add(iov, n, iovcnt, rec->head, rec->head_len, skip);
+	*skip -= (size_t)cut;
+	npay = ring_iov(&conn->snd,
+			rec->pay_dsn + cut - conn->snd_una,
+			rec->pay_len - (size_t)cut,
+			pay);
+	for (i = 0; i < npay; i++)
+		n = iov_add(
+			iov, n, iovcnt, pay[i].iov_base, pay[i].iov_len, skip);
+	return n;
+}
+
+int mps_conn_sf_peek(struct mps_conn *conn,
+		     int sfi,
+		     struct iovec *iov,
+		     int iovcnt)
+{
+	struct mps_sf *sf = conn_sf(conn, sfi);
+	size_t skip;
+	unsigned int k;
+	int n = 0;
+
+	if (!sf || iovcnt <= 0)
+		return 0;
+
+	sf_fill(conn, sf);
+	skip = sf->head_off;
+	for (k = 0; k < sf->outq_len && n < iovcnt; k++) {
+		unsigned int slot = (sf->outq_head + k) % MPS_CONN_OUTQ;
+
+		n = rec_iov(conn, &sf->outq[slot], iov, n, iovcnt, &skip);
+	}
+
+	if (conn->tx_raw && k == sf->outq_len && !sf->closed) {
+		struct iovec raw[2];
+		int nraw = ring_iov(&conn->snd,
+				    conn->snd_nxt - conn->snd_una,
+				    conn->snd_end - conn->snd_nxt,
+				    raw);
+
+		for (k = 0; k < (unsigned int)nraw; k++)
+			n = iov_add(iov,
+				    n,
+				    iovcnt,
+				    raw[k].iov_base,
+				    raw[k].iov_len,
+				    &skip);
+	}
+
+	return n;
+}
+
+/* The caller wrote take bytes of the first queued record. */
+static void
+sf_consume_rec(struct mps_conn *conn, struct mps_sf *sf, size_t take)
+{
+	struct mps_out_rec *rec = &sf->outq[sf->outq_head];
+	size_t before = sf->head_off;
+	size_t after = before + take;
+
+	if (after > rec->head_len && rec->pay_len > 0) {
+		uint64_t end = rec->pay_dsn + (after - rec->head_len);
+
+		if (mps_dsn_after(end, conn->snd_wr))
+			conn->snd_wr = end;
+	}
+
+	sf->head_off = after;
+	if (after < (size_t)rec->head_len + rec->pay_len)
+		return;
+
+	if (rec->fin)
+		conn->snd_wr = conn->snd_end + 1;
+	sf->outq_head = (sf->outq_head + 1) % MPS_CONN_OUTQ;
+	sf->outq_len--;
+	sf->head_off = 0;
+}
+
+/* Fallback: raw bytes leave the send ring as soon as they are written. */
+static void sf_consume_raw(struct mps_conn *conn, size_t n)
+{
+	uint64_t unsent = conn->snd_end - conn->snd_nxt;
+
+	if (n > unsent)
+		n = (size_t)unsent;
+	conn->snd_nxt += n;
+	conn->snd_wr = conn->snd_nxt;
+	ring_drop(&conn->snd, (size_t)(conn->snd_nxt - conn->snd_una));
+	conn->snd_una = conn->snd_nxt;
+	conn->stats.bytes_out += n;
+}
+
+void mps_conn_sf_consume(struct mps_conn *conn, int sfi, size_t n)
+{
+	struct mps_sf *sf = conn_sf(conn, sfi);
+
+	if (!sf)
+		return;
+
+	while (n > 0 && sf->outq_len > 0) {
+		struct mps_out_rec *rec = &sf->outq[sf->outq_head];
+		size_t left = rec->head_len + rec->pay_len - sf->head_off;
+		size_t take = n < left ? n : left;
+
+		sf_consume_rec(conn, sf, take);
+		n -= take;
+	}
+
+	if (n > 0 && conn->tx_raw)
+		sf_consume_raw(conn, n);
+}
+
+/*
+ * Receiving: records in, payload out to the program.
+ */
+
+/* Moves the contiguous bytes the reassembly queue holds into the ring. */
+static void rcv_pull_ready(struct mps_conn *conn)
+{
+	while (mps_reasm_ready(&conn->reasm) > 0) {
+		size_t space;
+		uint8_t *tail = ring_tail(&conn->rcv, &space);
+		size_t n;
+
+		if (space == 0)
+			break;
+		n = mps_reasm_read(&conn->reasm, tail, space);
+		if (n == 0)
+			break;
+		conn->rcv.len += n;
+	}
+}
+
+/* Bytes of the current record are checked: the program may see them. */
+static void rcv_commit(struct mps_conn *conn)
+{
+	if (conn->rcv.vis == conn->rcv.len)
+		return;
+	ring_show(&conn->rcv);
+	conn->ack_due = true;
+}
+
+/* The peer's DATA_FIN is reached once every byte before it arrived. */
+static void rcv_check_fin(struct mps_conn *conn)
+{
+	if (!conn->rcv_fin_seen || conn->rcv_fin_done)
+		return;
+	if (rcv_nxt(conn) != conn->rcv_fin_dsn ||
+	    conn->rcv.vis != conn->rcv.len)
+		return;
+	conn->rcv_fin_done = true;
+	conn->ack_due = true;
+	conn_check_closed(conn);
+}
+
+/*
+ * Delivers n bytes at dsn: straight into the ring when in order with
+ * nothing queued (the common case), else through the reassembly queue.
+ * With checksums, ring bytes stay hidden until their record checks out;
+ * queued ones do not wait, which only matters once another subflow can
+ * fill the hole before this record ends (MP_JOIN).
+ */
+static int rcv_deliver(struct mps_conn *conn,
+		       struct mps_sf *sf,
+		       uint64_t dsn,
+		       const uint8_t *data,
+		       size_t n)
+{
+	struct mps_reasm_result res;
+	size_t direct;
+	int err;
+
+	if (mps_dsn_before(dsn, rcv_nxt(conn))) {
+		uint64_t behind = rcv_nxt(conn) - dsn;
+		size_t skip = behind < n ? (size_t)behind : n;
+
+		conn->stats.dup_bytes += skip;
+		dsn += skip;
+		data += skip;
+		n -= skip;
+	}
+	if (n == 0)
+		return 0;
+
+	direct = mps_reasm_direct_len(&conn->reasm, dsn, n);
+	if (direct > 0) {
+		ring_put(&conn->rcv, data, direct);
+		mps_reasm_advance(&conn->reasm, direct);
+	}
+	if (direct < n) {
+		err = mps_reasm_insert(&conn->reasm,
+				       dsn + direct,
+				       data + direct,
+				       n - direct,
+				       &res);
+		if (err == -ENOBUFS || err == -ENOMEM)
+			return sf_fail(conn, sf, err, MPS_RST_NO_RESOURCES);
+		if (err || res.mismatched)
+			return sf_protocol_error(conn, sf);
+		conn->stats.dup_bytes += res.duplicate;
+	}
+	rcv_pull_ready(conn);
+	return 0;
+}
+
+/* The record's payload is all in: check its checksum, then show it. */
+static int rx_payload_end(struct mps_conn *conn, struct mps_sf *sf)
+{
+	if (sf->rx_csum_on && mps_csum_final(&sf->rx_csum) != 0) {
+		/* TODO: RFC 8684 section 3.7: on the only subflow, MP_FAIL
+		 * and fall back with an infinite mapping instead. */
+		conn->stats.csum_errors++;
+		return sf_fail(conn, sf, -EBADMSG, MPS_RST_MPTCP_ERROR);
+	}
+
+	sf->rx_pay_len = 0;
+	rcv_commit(conn);
+	if (sf->rx_fin) {
+		uint64_t fin_dsn = sf->rx_dsn + sf->rx_pay_done;
+
+		if (conn->rcv_fin_seen && conn->rcv_fin_dsn != fin_dsn)
+			return sf_protocol_error(conn, sf);
+		conn->rcv_fin_seen = true;
+		conn->rcv_fin_dsn = fin_dsn;
+	}
+	rcv_check_fin(conn);
+	return 0;
+}
+
+static int rx_payload(struct mps_conn *conn,
+		      struct mps_sf *sf,
+		      const uint8_t *buf,
+		      size_t n)
+{
+	int err;
+
+	if (sf->rx_csum_on)
+		mps_csum_add(&sf->rx_csum, buf, n);
+	err = rcv_deliver(conn, sf, sf->rx_dsn + sf->rx_pay_done, buf, n);
+	if (err)
+		return err;
+
+	sf->rx_pay_done += n;
+	sf->rx_ssn += (uint32_t)n;
+	conn->stats.bytes_in += n;
+	if (sf->rx_pay_done == sf->rx_pay_len)
+		return rx_payload_end(conn, sf);
+	if (!sf->rx_csum_on)
+		rcv_commit(conn);
+	return 0;
+}
+
+/*
+ * A mapping of payload bytes (P > 0) starts.  RFC 8684 section 3.3.1: the
+ * subflow sequence number must be the next one, the DSNs must lie in the
+ * window this end advertised (3.3.4) and before any DATA_FIN seen (3.3.3).
+ */
+static int rx_map_start(struct mps_conn *conn,
+			struct mps_sf *sf,
+			uint64_t dsn,
+			uint32_t ssn,
+			uint16_t data_len,
+			size_t pay_len,
+			bool fin,
+			int checksum)
+{
+	uint64_t end = dsn + pay_len;
+
+	if (ssn != sf->rx_ssn)
+		return sf_protocol_error(conn, sf);
+	if (mps_dsn_after(end, conn->rcv_right)) {
+		conn->stats.window_errors++;
+		return sf_protocol_error(conn, sf);
+	}
+	if (conn->rcv_fin_seen && mps_dsn_after(end, conn->rcv_fin_dsn))
+		return sf_protocol_error(conn, sf);
+
+	sf->rx_dsn = dsn;
+	sf->rx_pay_len = pay_len;
+	sf->rx_pay_done = 0;
+	sf->rx_fin = fin;
+	sf->rx_csum_on = checksum >= 0;
+	if (sf->rx_csum_on)
+		mps_dss_csum_start(
+			&sf->rx_csum, dsn, ssn, data_len, (uint16_t)checksum);
+	return 0;
+}
+
+/* A bare DATA_FIN (RFC 8684 section 3.3.3): subflow sequence 0, length 1. */
+static int rx_bare_fin(struct mps_conn *conn,
+		       struct mps_sf *sf,
+		       const struct mps_dss *dss,
+		       uint64_t dsn)
+{
+	if (dss->ssn != 0)
+		return sf_protocol_error(conn, sf);
+	if (dss->has_checksum &&
+	    !mps_dss_csum_ok(dsn, 0, 1, "", 0, dss->checksum)) {
+		conn->stats.csum_errors++;
+		return sf_fail(conn, sf, -EBADMSG, MPS_RST_MPTCP_ERROR);
+	}
+	if (mps_dsn_before(dsn, rcv_nxt(conn)) ||
+	    (conn->rcv_fin_seen && dsn != conn->rcv_fin_dsn))
+		return sf_protocol_error(conn, sf);
+
+	conn->rcv_fin_seen = true;
+	conn->rcv_fin_dsn = dsn;
+	rcv_check_fin(conn);
+	return 0;
+}
+
+/* A data ACK (RFC 8684 section 3.3.2) frees what it covers. */
+static int
+rx_data_ack(struct mps_conn *conn, struct mps_sf *sf, const struct mps_dss *dss)
+{
+	uint64_t ack = dss->data_ack;
+	uint64_t data_end;
+
+	if (!(dss->flags & MPS_DSS_ACK64))
+		ack = mps_dsn_expand((uint32_t)ack, conn->snd_una);
+	sf->ack_rcvd = ack;
+	if (mps_dsn_after(ack, conn->snd_wr))
+		return sf_protocol_error(conn, sf); /* acks unsent data */
+	if (!mps_dsn_after(ack, conn->snd_una) &&
+	    !(conn->fin_sent && ack == conn->snd_end + 1))
+		return 0;
+
+	data_end = mps_dsn_min(ack, conn->snd_end);
+	if (mps_dsn_after(data_end, conn->snd_una)) {
+		ring_drop(&conn->snd, (size_t)(data_end - conn->snd_una));
+		conn->snd_una = data_end;
+	}
+	if (conn->fin_sent && ack == conn->snd_end + 1 && !conn->fin_acked) {
+		conn->fin_acked = true;
+		conn_check_closed(conn);
+	}
+	return 0;
+}
+
+static int rx_dss_map(struct mps_conn *conn,
+		      struct mps_sf *sf,
+		      const struct mps_dss *dss,
+		      size_t pay_len)
+{
+	bool fin = dss->flags & MPS_DSS_FIN;
+	uint64_t dsn = dss->dsn;
+
+	/* TODO: the infinite mapping (RFC 8684 section 3.7) answers an
+	 * MP_FAIL, which this end never sends yet. */
+	if (dss->data_len == 0)
+		return sf_protocol_error(conn, sf);
+	if (dss->has_checksum != rx_csum(conn))
+		return sf_protocol_error(conn, sf);
+	if (!(dss->flags & MPS_DSS_DSN64))
+		dsn = mps_dsn_expand((uint32_t)dsn, rcv_nxt(conn));
+
+	if (pay_len == 0)
+		return rx_bare_fin(conn, sf, dss, dsn);
+	return rx_map_start(conn,
+			    sf,
+			    dsn,
+			    dss->ssn,
+			    dss->data_len,
+			    pay_len,
+			    fin,
+			    dss->has_checksum ? dss->checksum : -1);
+}
+
+static int rx_dss(struct mps_conn *conn,
+		  struct mps_sf *sf,
+		  const struct mps_dss *dss,
+		  size_t pay_len)
+{
+	int err;
+
+	if (dss->flags & MPS_DSS_ACK) {
+		/* The client cannot ack before it has the server's key. */
+		if (conn->role == MPS_ROLE_SERVER && !conn->got_third)
+			return sf_protocol_error(conn, sf);
+		err = rx_data_ack(conn, sf, dss);
+		if (err)
+			return err;
+	}
+	if (dss->flags & MPS_DSS_MAP)
+		return rx_dss_map(conn, sf, dss, pay_len);
+	return 0;
+}
+
+/* Server: the client's first record, its key (RFC 8684 section 3.1). */
+static int rx_mpc_first(struct mps_conn *conn,
+			struct mps_sf *sf,
+			const struct mps_mp_capable *mpc)
+{
+	int version = mpc->version < conn->params.version
+			      ? mpc->version
+			      : conn->params.version;
+	int err;
+
+	conn->got_first = true;
+	conn->version = version;
+	conn->peer_csum = mpc->flags & MPS_MPC_CHECKSUM;
+	conn->csum = conn->params.checksum || conn->peer_csum;
+	if (version != conn->local_version) {
+		/* Our key is not out yet: draw it under the agreed hash. */
+		key_drop(conn);
+		err = key_draw(conn, version);
+		if (err)
+			return sf_fail(conn, sf, err, MPS_RST_NO_RESOURCES);
+		snd_rebase(conn);
+	}
+
+	err = peer_set_key(conn, mpc->sender_key, mpc->version);
+	if (err)
+		return sf_fail(conn, sf, err, MPS_RST_NO_RESOURCES);
+	conn->mpc_due = true;
+	return 0;
+}
+
+/* Client: the server's answer; its version is the connection's. */
+static int rx_mpc_answer(struct mps_conn *conn,
+			 struct mps_sf *sf,
+			 const struct mps_mp_capable *mpc)
+{
+	int err;
+
+	if (mpc->nkeys != 1 || mpc->version > conn->version)
+		return sf_protocol_error(conn, sf);
+
+	conn->version = mpc->version;
+	conn->peer_csum = mpc->flags & MPS_MPC_CHECKSUM;
+	conn->csum = conn->params.checksum || conn->peer_csum;
+	err = peer_set_key(conn, mpc->sender_key, mpc->version);
+	if (err)
+		return sf_fail(conn, sf, err, MPS_RST_NO_RESOURCES);
+
+	conn->mpc_ack_due = true;
+	conn->state = MPS_CONN_ESTABLISHED;
+	return 0;
+}
+
+/*
+ * Server: the client's third-ACK form.  RFC 8684 section 3.1: both keys
+ * must be the ones exchanged, else the subflow is reset.  With a data-
+ * level length it maps the client's first data at its first DSN.
+ */
+static int rx_mpc_third(struct mps_conn *conn,
+			struct mps_sf *sf,
+			const struct mps_mp_capable *mpc,
+			size_t pay_len)
+{
+	uint64_t first = conn->peer_idsn + 1;
+	uint16_t data_len = mpc->data_len;
+
+	if (mpc->nkeys != 2 || mpc->version != conn->version ||
+	    mpc->sender_key != conn->peer_key ||
+	    mpc->receiver_key != conn->local.key)
+		return sf_protocol_error(conn, sf);
+
+	conn->got_third = true;
+	conn->state = MPS_CONN_ESTABLISHED;
+	if (!mpc->has_data_len)
+		return 0;
+
+	if (mpc->has_checksum != conn->csum || rcv_nxt(conn) != first ||
+	    pay_len == 0)
+		return sf_protocol_error(conn, sf);
+	return rx_map_start(conn,
+			    sf,
+			    first,
+			    1,
+			    data_len,
+			    pay_len,
+			    false,
+			    mpc->has_checksum ? mpc->checksum : -1);
+}
+
+static int rx_mpc(struct mps_conn *conn,
+		  struct mps_sf *sf,
+		  const struct mps_mp_capable *mpc,
+		  size_t pay_len)
+{
+	if (conn->role == MPS_ROLE_CLIENT && !conn->peer_known)
+		return rx_mpc_answer(conn, sf, mpc);
+	if (conn->role == MPS_ROLE_SERVER && conn->got_first &&
+	    !conn->got_third)
+		return rx_mpc_third(conn, sf, mpc, pay_len);
+	return sf_protocol_error(conn, sf);
+}
+
+/* The peer's data window (the private option; see the file comment). */
+static int rx_window(struct mps_conn *conn,
+		     struct mps_sf *sf,
+		     const struct mps_mp_experimental *exp)
+{
+	uint64_t right;
+
+	if (exp->type != MPS_EXP_DATA_WINDOW)
+		return sf_protocol_error(conn, sf);
+	right = sf->ack_rcvd + exp->data_window;
+	if (mps_dsn_after(right, conn->snd_right))
+		conn->snd_right = right;
+	return 0;
+}
+
+/* RFC 8684 section 3.5: valid only with our own key. */
+static int rx_fastclose(struct mps_conn *conn,
+			struct mps_sf *sf,
+			const struct mps_mp_fastclose *fc)
+{
+	if (!mps_crypto_mem_equal(&fc->receiver_key,
+				  &conn->local.key,
+				  sizeof(fc->receiver_key)))
+		return sf_protocol_error(conn, sf);
+	sf->dead = true;
+	conn_reset(conn, ECONNRESET);
+	return 0;
+}
+
+/* RFC 8684 section 3.6: the peer resets this subflow, our only one. */
+static int rx_tcprst(struct mps_conn *conn, struct mps_sf *sf)
+{
+	sf->dead = true;
+	conn_reset(conn, ECONNRESET);
+	return 0;
+}
+
+static int rx_record(struct mps_conn *conn,
+		     struct mps_sf *sf,
+		     const struct mps_option *opt,
+		     size_t pay_len)
+{
+	conn->stats.records_in++;
+	if (opt->subtype == MPS_MP_CAPABLE)
+		return rx_mpc(conn, sf, &opt->mp_capable, pay_len);
+	if (!conn->peer_known)
+		return sf_protocol_error(conn, sf);
+
+	switch (opt->subtype) {
+	case MPS_DSS:
+		return rx_dss(conn, sf, &opt->dss, pay_len);
+	case MPS_MP_EXPERIMENTAL:
+		return rx_window(conn, sf, &opt->mp_experimental);
+	case MPS_MP_FASTCLOSE:
+		return rx_fastclose(conn, sf, &opt->mp_fastclose);
+	case MPS_MP_TCPRST:
+		return rx_tcprst(conn, sf);
+	case MPS_ADD_ADDR:
+	case MPS_REMOVE_ADDR:
+	case MPS_MP_PRIO:
+		/* TODO: the path manager; they change nothing yet. */
+		conn->stats.options_ignored++;
+		return 0;
+	default:
+		return sf_protocol_error(conn, sf);
+	}
+}
+
+/*
+ * The server's first record decides: a well-formed MP_CAPABLE with the
+ * client's key goes on, anything else means the client does not frame
+ * records, and every byte so far goes to the program as it came.
+ */
+static bool rx_first_ok(const struct mps_option *opt, size_t pay_len)
+{
+	return opt->subtype == MPS_MP_CAPABLE && opt->mp_capable.nkeys == 1 &&
+	       !opt->mp_capable.has_data_len && pay_len == 0;
+}
+
+/* Fallback with the bytes of the unfinished record handed on as data. */
+static void rx_fall_back(struct mps_conn *conn, struct mps_sf *sf)
+{
+	conn_fall_back(conn);
+	ring_put(&conn->rcv, sf->rx_head, sf->rx_have);
+	ring_show(&conn->rcv);
+	sf->rx_have = 0;
+}
+
+static bool rx_awaits_first(const struct mps_conn *conn)
+{
+	return conn->role == MPS_ROLE_SERVER && !conn->got_first;
+}
+
+/* Only a mapping carries payload, as much as its data-level length. */
+static bool rx_payload_fits(const struct mps_option *opt, size_t pay_len)
+{
+	if (opt->subtype == MPS_DSS && (opt->dss.flags & MPS_DSS_MAP))
+		return opt->dss.data_len ==
+		       pay_len + !!(opt->dss.flags & MPS_DSS_FIN);
+	if (opt->subtype == MPS_MP_CAPABLE && opt->mp_capable.has_data_len)
+		return opt->mp_capable.data_len == pay_len;
+	return pay_len == 0;
+}
+
+/* Header and option are in: decode and act. */
+static int
+rx_head_done(struct mps_conn *conn, struct mps_sf *sf, size_t pay_len)
+{
+	struct mps_option opt;
+	int err;
+
+	err = mps_wire_decode_option(sf->rx_head + MPS_WIRE_HDR_LEN,
+				     sf->rx_opt_len,
+				     conn->version,
+				     &opt);
+	if (!err && !rx_payload_fits(&opt, pay_len))
+		err = MPS_WIRE_E_PAYLOAD_MISMATCH;
+	if (rx_awaits_first(conn)) {
+		if (err || !rx_first_ok(&opt, pay_len)) {
+			rx_fall_back(conn, sf);
+			return 0;
+		}
+		sf->rx_have = 0;
+		return rx_mpc_first(conn, sf, &opt.mp_capable);
+	}
+	if (err)
+		return sf_protocol_error(conn, sf);
+
+	sf->rx_have = 0;
+	sf->rx_pay_len = 0;
+	return rx_record(conn, sf, &opt, pay_len);
+}
+
+/*
+ * Takes bytes of a record's header and option; returns how many, or a
+ * negative errno.  Records may arrive split anywhere.
+ */
+static ssize_t rx_head(struct mps_conn *conn,
+		       struct mps_sf *sf,
+		       const uint8_t *buf,
+		       size_t len)
+{
+	struct mps_record_hdr hdr;
+	struct mps_record rec;
+	size_t want = MPS_WIRE_HDR_LEN;
+	size_t take;
+	int err;
+
+	if (sf->rx_have >= MPS_WIRE_HDR_LEN)
+		want += sf->rx_opt_len;
+	take = want - sf->rx_have < len ? want - sf->rx_have : len;
+	memcpy(sf->rx_head + sf->rx_have, buf, take);
+	sf->rx_have += take;
+
+	if (sf->rx_have >= MPS_WIRE_HDR_LEN &&
+	    mps_wire_decode_header(sf->rx_head, sf->rx_have, &hdr) == 0) {
+		sf->rx_opt_len = hdr.opt_len;
+		if (sf->rx_have == MPS_WIRE_HDR_LEN + sf->rx_opt_len) {
+			err = rx_head_done(conn, sf, hdr.payload_len);
+			return err < 0 ? err : (ssize_t)take;
+		}
+	}
+
+	/* Part of a record: the wire module refutes garbage early. */
+	err = mps_wire_decode_record(
+		sf->rx_head, sf->rx_have, conn->version, &rec);
+	if (err >= 0)
+		return (ssize_t)take;
+	if (!rx_awaits_first(conn))
+		return sf_protocol_error(conn, sf);
+	rx_fall_back(conn, sf);
+	return (ssize_t)take;
+}
+
+/* Fallback input: the program gets the bytes as they are. */
+static int rx_raw(struct mps_conn *conn, const uint8_t *buf, size_t len)
+{
+	size_t n = ring_put(&conn->rcv, buf, len);
+
+	ring_show(&conn->rcv);
+	conn->stats.bytes_in += n;
+	return n < len ? -ENOBUFS : 0;
+}
+
+static int rx_step(struct mps_conn *conn,
+		   struct mps_sf *sf,
+		   const uint8_t *buf,
+		   size_t len,
+		   size_t *used)
+{
+	ssize_t n;
+
+	if (sf->rx_pay_len > 0) {
+		size_t left = sf->rx_pay_len - sf->rx_pay_done;
+
+		*used = len < left ? len : left;
+		return rx_payload(conn, sf, buf, *used);
+	}
+
+	n = rx_head(conn, sf, buf, len);
+	if (n < 0)
+		return (int)n;
+	*used = (size_t)n;
+	return 0;
+}
+
+int mps_conn_sf_input(struct mps_conn *conn,
+		      int sfi,
+		      const uint8_t *buf,
+		      size_t len)
+{
+	struct mps_sf *sf = conn_sf(conn, sfi);
+
+	if (!sf)
+		return -EINVAL;
+	if (conn->state == MPS_CONN_RESET || sf->dead || sf->closed)
+		return 0;
+
+	while (len > 0 && !sf->dead && conn->state != MPS_CONN_RESET) {
+		size_t used = 0;
+		int err;
+
+		if (conn->rx_raw)
+			return rx_raw(conn, buf, len);
+		err = rx_step(conn, sf, buf, len, &used);
+		if (err)
+			return err;
+		buf += used;
+		len -= used;
+	}
+
+	return 0;
+}
+
+size_t mps_conn_sf_rx_room(const struct mps_conn *conn, int sfi)
+{
+	if (sfi < 0 || sfi >= conn->nsf)
+		return 0;
+	if (conn->rx_raw)
+		return ring_room(&conn->rcv);
+	if (rx_awaits_first(conn))
+		return ring_room(&conn->rcv) - conn->sf[sfi].rx_have;
+	return SIZE_MAX;
+}
+
+void mps_conn_sf_closed(struct mps_conn *conn, int sfi, int err)
+{
+	struct mps_sf *sf = conn_sf(conn, sfi);
+
+	if (!sf)
+		return;
+	sf->closed = true;
+	sf->dead = true;
+	sf->outq_len = 0;
+	sf->head_off = 0;
+	if (conn_is_over(conn))
+		return;
+
+	if (rx_awaits_first(conn)) {
+		/* No record came: a plain client that left. */
+		rx_fall_back(conn, sf);
+	}
+	if (conn->state == MPS_CONN_FALLBACK) {
+		if (err)
+			conn_reset(conn, err);
+		else
+			conn->rx_eof = true;
+		return;
+	}
+
+	/* All done: the peer finished, and has all we sent. */
+	if (conn->rcv_fin_done && conn->snd_una == conn->snd_end &&
+	    (!conn->fin_sent || conn->fin_acked)) {
+		conn->state = MPS_CONN_CLOSED;
+		return;
+	}
+	conn_reset(conn, err ? err : ECONNRESET);
+}
+
+bool mps_conn_sf_done(const struct mps_conn *conn, int sfi)
+{
+	const struct mps_sf *sf;
+
+	if (sfi < 0 || sfi >= conn->nsf)
+		return true;
+	sf = &conn->sf[sfi];
+	if (sf->closed)
+		return true;
+	if (sf->outq_len > 0)
+		return false;
+
+	switch (conn->state) {
+	case MPS_CONN_RESET:
+		return !conn->tcprst_due && !conn->fastclose_due;
+	case MPS_CONN_CLOSED:
+		return !conn->ack_due;
+	case MPS_CONN_FALLBACK:
+		return conn->app_shut && conn->snd_nxt == conn->snd_end;
+	default:
+		return false;
+	}
+}
+
+/*
+ * The program's side.
+ */
+
+size_t mps_conn_app_room(const struct mps_conn *conn)
+{
+	if (conn->app_shut || conn_is_over(conn))
+		return 0;
+	return ring_room(&conn->snd);
+}
+
+size_t mps_conn_app_write(struct mps_conn *conn, const void *buf, size_t len)
+{
+	size_t n;
+
+	if (mps_conn_app_room(conn) == 0)
+		return 0;
+	n = ring_put(&conn->snd, buf, len);
+	ring_show(&conn->snd);
+	conn->snd_end += n;
+	return n;
+}
+
+int mps_conn_app_peek(struct mps_conn *conn, struct iovec *iov, int iovcnt)
+{
+	struct iovec two[2];
+	int n;
+	int i;
+
+	if (iovcnt <= 0)
+		return 0;
+	n = ring_iov(&conn->rcv, 0, conn->rcv.vis, two);
+	if (n > iovcnt)
+		n = iovcnt;
+	for (i = 0; i < n; i++)
+		iov[i] = two[i];
+	return n;
+}
+
+void mps_conn_app_consume(struct mps_conn *conn, size_t n)
+{
+	if (n > conn->rcv.vis)
+		n = conn->rcv.vis;
+	ring_drop(&conn->rcv, n);
+	conn->rcv_read += n;
+}
+
+void mps_conn_app_shutdown(struct mps_conn *conn)
+{
+	conn->app_shut = true;
+}
+
+void mps_conn_abort(struct mps_conn *conn)
+{
+	if (conn->state == MPS_CONN_RESET)
+		return;
+
+	/*
+	 * RFC 8684 section 3.5: MP_FASTCLOSE carries the peer's key.  Before
+	 * it is known (and in FALLBACK) nothing goes in-band: the caller's
+	 * TCP RST says it all.
+	 */
+	conn->fastclose_due =
+		conn->state != MPS_CONN_FALLBACK && conn->peer_known;
+	conn_reset(conn, ECONNABORTED);
+}
+
+uint64_t mps_conn_tick(struct mps_conn *conn, uint64_t now_us)
+{
+	uint64_t deadline;
+
+	if (conn->state != MPS_CONN_HANDSHAKE || !rx_awaits_first(conn) ||
+	    conn->params.fallback_us == 0)
+		return 0;
+
+	deadline = conn->created_us + conn->params.fallback_us;
+	if (now_us < deadline)
+		return deadline - now_us;
+
+	/* Bytes of an unfinished first record go to the program as data. */
+	if (conn->nsf > 0)
+		rx_fall_back(conn, &conn->sf[0]);
+	else
+		conn_fall_back(conn);
+	return 0;
+}
+
+enum mps_conn_state mps_conn_state(const struct mps_conn *conn)
+{
+	return conn->state;
+}
+
+bool mps_conn_peer_finished(const struct mps_conn *conn)
+{
+	if (conn->rx_raw)
+		return conn->rx_eof && conn->rcv.len == 0;
+	return conn->rcv_fin_done && conn->rcv.len == 0;
+}
+
+int mps_conn_error(const struct mps_conn *conn)
+{
+	return conn->error;
+}
+
+void mps_conn_get_info(const struct mps_conn *conn, struct mps_conn_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->state = conn->state;
+	info->version = conn->version;
+	info->checksum = conn->peer_known && conn->csum;
+	info->local_token = conn->local.token;
+	info->peer_token = conn->peer_token;
+	info->snd_una = conn->snd_una;
+	info->snd_nxt = conn->snd_nxt;
+	info->snd_right = conn->snd_right;
+	info->data_ack = conn->peer_known ? rcv_data_ack(conn) : 0;
+	info->rcv_right = conn->rcv_right;
+	info->snd_held = conn->snd.len;
+	info->rcv_held = conn->rcv.len;
+	if (conn->reasm_ready)
+		info->reasm_mem = mps_reasm_mem_used(&conn->reasm);
+	info->stats = conn->stats;
+}

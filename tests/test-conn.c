@@ -1,0 +1,1243 @@
+/*
+ * test-conn.c: unit tests of the connection core.
+ *
+ * Two cores are wired back to back: what one gives with mps_conn_sf_peek()
+ * the other gets with mps_conn_sf_input(), whole, one byte at a time, or
+ * in random pieces.  Records are decoded with the wire module to check
+ * that what goes on the wire is what RFC 8684 says.
+ */
+#include "autoconfig.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mptcpshim/wire.h"
+#include "conn.h"
+#include "crypto.h"
+#include "token.h"
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+
+/* How the pump cuts the byte stream between the two ends. */
+enum pump_mode {
+	PUMP_WHOLE,  /* everything sf_peek gives, at once */
+	PUMP_BYTES,  /* one byte per sf_input call */
+	PUMP_RANDOM, /* random pieces of 1 to 3000 bytes */
+};
+
+/* A client and a server core, with their token tables. */
+struct pair {
+	struct mps_token_table *ctab;
+	struct mps_token_table *stab; /* == ctab when shared */
+	struct mps_conn *c;
+	struct mps_conn *s;
+	int c_err; /* first error sf_input returned at each end */
+	int s_err;
+	uint64_t rng;
+};
+
+static uint64_t rng_next(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*state = x;
+	return x;
+}
+
+/* The byte at position i of a test stream: no buffer of 10 MB needed. */
+static uint8_t stream_byte(uint64_t seed, uint64_t i)
+{
+	uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull ^ seed;
+
+	x ^= x >> 29;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 32;
+	return (uint8_t)x;
+}
+
+static struct mps_conn_params params(int version, bool checksum)
+{
+	struct mps_conn_params p = {
+		.version = version,
+		.checksum = checksum,
+		.rcv_buf = 256 * KIB,
+		.snd_buf = 256 * KIB,
+		.fallback_us = 1000000,
+	};
+
+	return p;
+}
+
+static struct mps_conn *conn_new(enum mps_role role,
+				 const struct mps_conn_params *p,
+				 struct mps_token_table *tab)
+{
+	struct mps_conn *conn = mps_conn_new(role, p, tab, 0);
+
+	ck_assert_ptr_nonnull(conn);
+	ck_assert_int_eq(mps_conn_sf_add(conn), 0);
+	return conn;
+}
+
+static void pair_init(struct pair *pr,
+		      const struct mps_conn_params *cp,
+		      const struct mps_conn_params *sp,
+		      bool shared)
+{
+	memset(pr, 0, sizeof(*pr));
+	ck_assert_int_eq(mps_token_table_create(&pr->ctab), 0);
+	if (shared)
+		pr->stab = pr->ctab;
+	else
+		ck_assert_int_eq(mps_token_table_create(&pr->stab), 0);
+	pr->c = conn_new(MPS_ROLE_CLIENT, cp, pr->ctab);
+	pr->s = conn_new(MPS_ROLE_SERVER, sp, pr->stab);
+	pr->rng = 0x1234567887654321ull;
+}
+
+static void pair_free(struct pair *pr)
+{
+	mps_conn_free(pr->c);
+	mps_conn_free(pr->s);
+	if (pr->stab != pr->ctab)
+		mps_token_table_destroy(pr->stab);
+	mps_token_table_destroy(pr->ctab);
+}
+
+/* Everything src has for its subflow, copied out and consumed. */
+static size_t drain(struct mps_conn *src, uint8_t *buf, size_t cap)
+{
+	size_t total = 0;
+
+	for (;;) {
+		struct iovec iov[16];
+		int n = mps_conn_sf_peek(src, 0, iov, 16);
+		size_t got = 0;
+		int i;
+
+		if (n == 0)
+			return total;
+		for (i = 0; i < n && total + got < cap; i++) {
+			size_t take = iov[i].iov_len;
+
+			if (take > cap - total - got)
+				take = cap - total - got;
+			memcpy(buf + total + got, iov[i].iov_base, take);
+			got += take;
+		}
+		mps_conn_sf_consume(src, 0, got);
+		total += got;
+		if (total == cap)
+			return total;
+	}
+}
+
+/* Feeds len bytes to dst in pieces; returns the first error, or 0. */
+static int feed(struct pair *pr,
+		struct mps_conn *dst,
+		const uint8_t *buf,
+		size_t len,
+		enum pump_mode mode)
+{
+	while (len > 0) {
+		size_t n = len;
+		int err;
+
+		if (mode == PUMP_BYTES)
+			n = 1;
+		else if (mode == PUMP_RANDOM)
+			n = 1 + rng_next(&pr->rng) % 3000;
+		if (n > len)
+			n = len;
+		err = mps_conn_sf_input(dst, 0, buf, n);
+		if (err)
+			return err;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Moves one batch from src to dst; returns the bytes moved. */
+static size_t pump_one(struct pair *pr,
+		       struct mps_conn *src,
+		       struct mps_conn *dst,
+		       int *err,
+		       enum pump_mode mode)
+{
+	static uint8_t buf[1024 * 1024];
+	size_t n = drain(src, buf, sizeof(buf));
+	int rc;
+
+	if (n == 0 || *err)
+		return n;
+	rc = feed(pr, dst, buf, n, mode);
+	if (rc)
+		*err = rc;
+	return n;
+}
+
+/* Pumps both ways until nothing moves. */
+static void pump(struct pair *pr, enum pump_mode mode)
+{
+	size_t moved;
+
+	do {
+		moved = pump_one(pr, pr->c, pr->s, &pr->s_err, mode);
+		moved += pump_one(pr, pr->s, pr->c, &pr->c_err, mode);
+	} while (moved > 0);
+}
+
+static size_t app_read(struct mps_conn *conn, uint8_t *buf, size_t cap)
+{
+	size_t total = 0;
+
+	while (total < cap) {
+		struct iovec iov[4];
+		int n = mps_conn_app_peek(conn, iov, 4);
+		size_t got = 0;
+		int i;
+
+		if (n == 0)
+			break;
+		for (i = 0; i < n && total + got < cap; i++) {
+			size_t take = iov[i].iov_len;
+
+			if (take > cap - total - got)
+				take = cap - total - got;
+			memcpy(buf + total + got, iov[i].iov_base, take);
+			got += take;
+		}
+		mps_conn_app_consume(conn, got);
+		total += got;
+	}
+	return total;
+}
+
+static void app_write_all(struct mps_conn *conn, const void *buf, size_t len)
+{
+	ck_assert_uint_eq(mps_conn_app_write(conn, buf, len), len);
+}
+
+static void expect_read(struct mps_conn *conn, const char *text)
+{
+	uint8_t buf[4096];
+	size_t n = app_read(conn, buf, sizeof(buf));
+
+	ck_assert_uint_eq(n, strlen(text));
+	ck_assert_mem_eq(buf, text, n);
+}
+
+static void info(const struct mps_conn *conn, struct mps_conn_info *inf)
+{
+	mps_conn_get_info(conn, inf);
+}
+
+/* The first record in buf, which must decode. */
+static void decode_first(const uint8_t *buf,
+			 size_t len,
+			 int version,
+			 struct mps_record *rec)
+{
+	ck_assert_int_eq(mps_wire_decode_record(buf, len, version, rec), 0);
+}
+
+static void handshake(struct pair *pr)
+{
+	pump(pr, PUMP_WHOLE);
+	ck_assert_int_eq(mps_conn_state(pr->c), MPS_CONN_ESTABLISHED);
+	ck_assert_int_eq(mps_conn_state(pr->s), MPS_CONN_ESTABLISHED);
+}
+
+/*
+ * Handshake and the records on the wire.
+ */
+
+static void check_handshake(int cv, int sv, int want, bool shared)
+{
+	struct mps_conn_params cp = params(cv, false);
+	struct mps_conn_params sp = params(sv, false);
+	struct mps_conn_info ci, si;
+	struct pair pr;
+
+	pair_init(&pr, &cp, &sp, shared);
+	handshake(&pr);
+	info(pr.c, &ci);
+	info(pr.s, &si);
+
+	ck_assert_int_eq(ci.version, want);
+	ck_assert_int_eq(si.version, want);
+	ck_assert_uint_eq(ci.peer_token, si.local_token);
+	ck_assert_uint_eq(si.peer_token, ci.local_token);
+	ck_assert_ptr_eq(mps_token_lookup(pr.ctab, ci.local_token), pr.c);
+	ck_assert_ptr_eq(mps_token_lookup(pr.stab, si.local_token), pr.s);
+	ck_assert_int_eq(pr.c_err, 0);
+	ck_assert_int_eq(pr.s_err, 0);
+
+	app_write_all(pr.c, "ping", 4);
+	app_write_all(pr.s, "pong", 4);
+	pump(&pr, PUMP_WHOLE);
+	expect_read(pr.s, "ping");
+	expect_read(pr.c, "pong");
+	pair_free(&pr);
+}
+
+START_TEST(handshake_v1_establishes_both_ends)
+{
+	check_handshake(MPS_VERSION_1, MPS_VERSION_1, MPS_VERSION_1, true);
+}
+END_TEST
+
+START_TEST(handshake_v0_establishes_both_ends)
+{
+	check_handshake(MPS_VERSION_0, MPS_VERSION_0, MPS_VERSION_0, false);
+}
+END_TEST
+
+START_TEST(v1_client_and_v0_server_agree_on_v0)
+{
+	check_handshake(MPS_VERSION_1, MPS_VERSION_0, MPS_VERSION_0, false);
+}
+END_TEST
+
+START_TEST(v0_client_and_v1_server_agree_on_v0)
+{
+	check_handshake(MPS_VERSION_0, MPS_VERSION_1, MPS_VERSION_0, true);
+}
+END_TEST
+
+START_TEST(client_first_record_is_mp_capable_with_a_registered_key)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	const struct mps_mp_capable *mpc;
+	uint8_t buf[4096];
+	struct mps_record rec;
+	uint32_t token;
+	uint64_t idsn;
+	struct pair pr;
+	size_t n;
+
+	pair_init(&pr, &p, &p, true);
+	app_write_all(pr.c, "hello", 5);
+	n = drain(pr.c, buf, sizeof(buf));
+	decode_first(buf, n, MPS_VERSION_1, &rec);
+
+	ck_assert_int_eq(rec.opt.subtype, MPS_MP_CAPABLE);
+	ck_assert_uint_eq(rec.opt_len, 12);
+	ck_assert_uint_eq(rec.payload_len, 0);
+	mpc = &rec.opt.mp_capable;
+	ck_assert_uint_eq(mpc->version, MPS_VERSION_1);
+	ck_assert_uint_eq(mpc->nkeys, 1);
+	ck_assert(mpc->flags & MPS_MPC_HMAC);
+	ck_assert(!(mpc->flags & MPS_MPC_CHECKSUM));
+	ck_assert_int_eq(
+		mps_crypto_key_derive(MPS_V1, mpc->sender_key, &token, &idsn),
+		0);
+	ck_assert_ptr_eq(mps_token_lookup(pr.ctab, token), pr.c);
+
+	/* The early data follows: a DSS mapping at IDSN + 1, no data ACK. */
+	decode_first(buf + rec.len, n - rec.len, MPS_VERSION_1, &rec);
+	ck_assert_int_eq(rec.opt.subtype, MPS_DSS);
+	ck_assert_uint_eq(rec.opt.dss.flags, MPS_DSS_MAP | MPS_DSS_DSN64);
+	ck_assert(rec.opt.dss.dsn == idsn + 1);
+	ck_assert_uint_eq(rec.opt.dss.ssn, 1);
+	ck_assert_uint_eq(rec.opt.dss.data_len, 5);
+	ck_assert_uint_eq(rec.payload_len, 5);
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(one_peek_gives_every_queued_record)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, true);
+	struct iovec iov[64];
+	struct mps_record rec;
+	uint8_t buf[4096];
+	size_t n = 0;
+	int cnt;
+	int i, j;
+
+	/* Keys are random: the first DSN lands anywhere in 64 bits. */
+	for (i = 0; i < 8; i++) {
+		struct mps_conn *c = conn_new(MPS_ROLE_CLIENT, &p, NULL);
+
+		app_write_all(c, "hello", 5);
+		cnt = mps_conn_sf_peek(c, 0, iov, 64);
+		for (n = 0, j = 0; j < cnt; j++) {
+			memcpy(buf + n, iov[j].iov_base, iov[j].iov_len);
+			n += iov[j].iov_len;
+		}
+		mps_conn_sf_consume(c, 0, n);
+		ck_assert_int_eq(mps_conn_sf_peek(c, 0, iov, 64), 0);
+
+		decode_first(buf, n, MPS_VERSION_1, &rec);
+		ck_assert_int_eq(rec.opt.subtype, MPS_MP_CAPABLE);
+		decode_first(buf + rec.len, n - rec.len, MPS_VERSION_1, &rec);
+		ck_assert_int_eq(rec.opt.subtype, MPS_DSS);
+		ck_assert_uint_eq(rec.payload_len, 5);
+		mps_conn_free(c);
+	}
+}
+END_TEST
+
+START_TEST(partial_writes_resume_inside_a_record)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	uint8_t data[3000];
+	struct pair pr;
+	size_t i;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7);
+	pair_init(&pr, &p, &p, true);
+	app_write_all(pr.c, data, sizeof(data));
+	/* The caller manages 1 to 7 bytes per write. */
+	for (i = 0; i < 20000; i++) {
+		struct iovec iov[8];
+		int cnt = mps_conn_sf_peek(pr.c, 0, iov, 8);
+		size_t take;
+
+		if (cnt == 0)
+			break;
+		take = 1 + i % 7;
+		if (take > iov[0].iov_len)
+			take = iov[0].iov_len;
+		ck_assert_int_eq(
+			mps_conn_sf_input(pr.s, 0, iov[0].iov_base, take), 0);
+		mps_conn_sf_consume(pr.c, 0, take);
+		pump_one(&pr, pr.s, pr.c, &pr.c_err, PUMP_WHOLE);
+	}
+	{
+		uint8_t got[4000];
+
+		ck_assert_uint_eq(app_read(pr.s, got, sizeof(got)),
+				  sizeof(data));
+		ck_assert_mem_eq(got, data, sizeof(data));
+	}
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(server_answers_with_its_key_and_the_lower_version)
+{
+	struct mps_conn_params cp = params(MPS_VERSION_1, false);
+	struct mps_conn_params sp = params(MPS_VERSION_0, true);
+	uint8_t buf[4096];
+	struct mps_conn_info si;
+	struct mps_record rec;
+	struct pair pr;
+	size_t n;
+
+	pair_init(&pr, &cp, &sp, false);
+	n = drain(pr.c, buf, sizeof(buf));
+	ck_assert_int_eq(feed(&pr, pr.s, buf, n, PUMP_WHOLE), 0);
+	n = drain(pr.s, buf, sizeof(buf));
+	decode_first(buf, n, MPS_VERSION_0, &rec);
+	info(pr.s, &si);
+
+	ck_assert_int_eq(rec.opt.subtype, MPS_MP_CAPABLE);
+	ck_assert_uint_eq(rec.opt_len, 12);
+	ck_assert_uint_eq(rec.opt.mp_capable.version, MPS_VERSION_0);
+	ck_assert(rec.opt.mp_capable.flags & MPS_MPC_CHECKSUM);
+	/* Its token in the table is that of the key it sent, under v0. */
+	ck_assert_ptr_eq(mps_token_lookup(pr.stab, si.local_token), pr.s);
+	{
+		uint32_t token;
+
+		mps_crypto_key_derive(
+			MPS_V0, rec.opt.mp_capable.sender_key, &token, NULL);
+		ck_assert_uint_eq(token, si.local_token);
+	}
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(early_data_survives_a_downgrade_and_a_checksum_upgrade)
+{
+	struct mps_conn_params cp = params(MPS_VERSION_1, false);
+	struct mps_conn_params sp = params(MPS_VERSION_0, true);
+	struct mps_conn_info ci;
+	struct pair pr;
+
+	pair_init(&pr, &cp, &sp, false);
+	/* Sent before the client learns of v0 and of checksums. */
+	app_write_all(pr.c, "early", 5);
+	pump(&pr, PUMP_RANDOM);
+	app_write_all(pr.c, " and late", 9);
+	pump(&pr, PUMP_RANDOM);
+	expect_read(pr.s, "early and late");
+
+	info(pr.c, &ci);
+	ck_assert_int_eq(ci.version, MPS_VERSION_0);
+	ck_assert(ci.checksum);
+	ck_assert_int_eq(pr.c_err, 0);
+	ck_assert_int_eq(pr.s_err, 0);
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(server_sends_nothing_before_the_client_record)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct iovec iov[4];
+	struct pair pr;
+
+	pair_init(&pr, &p, &p, true);
+	app_write_all(pr.s, "banner", 6);
+	ck_assert_int_eq(mps_conn_sf_peek(pr.s, 0, iov, 4), 0);
+	ck_assert_uint_gt(mps_conn_tick(pr.s, 1000), 0);
+	ck_assert_int_eq(mps_conn_sf_peek(pr.s, 0, iov, 4), 0);
+
+	pump(&pr, PUMP_WHOLE);
+	expect_read(pr.c, "banner");
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(third_ack_carries_the_first_data_in_v1)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	uint8_t buf[4096];
+	struct mps_record rec;
+	struct pair pr;
+	size_t n;
+
+	pair_init(&pr, &p, &p, true);
+	n = drain(pr.c, buf, sizeof(buf));
+	ck_assert_int_eq(feed(&pr, pr.s, buf, n, PUMP_WHOLE), 0);
+	n = drain(pr.s, buf, sizeof(buf));
+	app_write_all(pr.c, "first", 5);
+	ck_assert_int_eq(feed(&pr, pr.c, buf, n, PUMP_WHOLE), 0);
+
+	n = drain(pr.c, buf, sizeof(buf));
+	decode_first(buf, n, MPS_VERSION_1, &rec);
+	ck_assert_int_eq(rec.opt.subtype, MPS_MP_CAPABLE);
+	ck_assert_uint_eq(rec.opt_len, 22);
+	ck_assert_uint_eq(rec.opt.mp_capable.nkeys, 2);
+	ck_assert_uint_eq(rec.opt.mp_capable.data_len, 5);
+	ck_assert_uint_eq(rec.payload_len, 5);
+
+	ck_assert_int_eq(feed(&pr, pr.s, buf, n, PUMP_WHOLE), 0);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_ESTABLISHED);
+	expect_read(pr.s, "first");
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(server_resets_when_the_third_ack_echoes_a_wrong_key)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_option opt = {.subtype = MPS_MP_CAPABLE};
+	uint8_t buf[4096];
+	struct mps_record rec;
+	struct pair pr;
+	size_t n;
+	int len;
+
+	pair_init(&pr, &p, &p, true);
+	n = drain(pr.c, buf, sizeof(buf));
+	decode_first(buf, n, MPS_VERSION_1, &rec);
+	ck_assert_int_eq(feed(&pr, pr.s, buf, n, PUMP_WHOLE), 0);
+	drain(pr.s, buf, sizeof(buf));
+
+	opt.mp_capable.version = MPS_VERSION_1;
+	opt.mp_capable.flags = MPS_MPC_HMAC;
+	opt.mp_capable.nkeys = 2;
+	opt.mp_capable.sender_key = rec.opt.mp_capable.sender_key;
+	opt.mp_capable.receiver_key = 0x0102030405060708ull;
+	len = mps_wire_encode_record(&opt, MPS_VERSION_1, 0, buf, sizeof(buf));
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_lt(mps_conn_sf_input(pr.s, 0, buf, (size_t)len), 0);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_RESET);
+	ck_assert_int_eq(mps_conn_error(pr.s), ECONNRESET);
+	pair_free(&pr);
+}
+END_TEST
+
+/*
+ * Checksums.
+ */
+
+static bool checksum_agreed(bool client, bool server)
+{
+	struct mps_conn_params cp = params(MPS_VERSION_1, client);
+	struct mps_conn_params sp = params(MPS_VERSION_1, server);
+	struct mps_conn_info ci, si;
+	struct pair pr;
+
+	pair_init(&pr, &cp, &sp, true);
+	handshake(&pr);
+	app_write_all(pr.c, "checked", 7);
+	app_write_all(pr.s, "both ways", 9);
+	pump(&pr, PUMP_RANDOM);
+	expect_read(pr.s, "checked");
+	expect_read(pr.c, "both ways");
+	info(pr.c, &ci);
+	info(pr.s, &si);
+	ck_assert_int_eq(ci.checksum, si.checksum);
+	ck_assert_int_eq(pr.c_err, 0);
+	ck_assert_int_eq(pr.s_err, 0);
+	pair_free(&pr);
+	return ci.checksum;
+}
+
+START_TEST(checksums_are_used_when_either_end_requires_them)
+{
+	ck_assert(!checksum_agreed(false, false));
+	ck_assert(checksum_agreed(true, false));
+	ck_assert(checksum_agreed(false, true));
+	ck_assert(checksum_agreed(true, true));
+}
+END_TEST
+
+/* Finds the first DSS record with payload in buf. */
+static size_t find_payload(const uint8_t *buf,
+			   size_t len,
+			   int version,
+			   struct mps_record *rec)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		decode_first(buf + off, len - off, version, rec);
+		if (rec->opt.subtype == MPS_DSS && rec->payload_len > 0)
+			return off;
+		off += rec->len;
+	}
+	ck_abort_msg("no DSS with payload");
+	return 0;
+}
+
+START_TEST(data_records_carry_a_valid_checksum)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, true);
+	const struct mps_dss *dss;
+	uint8_t buf[4096];
+	struct mps_record rec;
+	struct pair pr;
+	size_t off;
+	size_t n;
+
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+	app_write_all(pr.c, "hello world", 11);
+	n = drain(pr.c, buf, sizeof(buf));
+	off = find_payload(buf, n, MPS_VERSION_1, &rec);
+	dss = &rec.opt.dss;
+
+	ck_assert(dss->has_checksum);
+	ck_assert(dss->flags & MPS_DSS_ACK64);
+	ck_assert(dss->flags & MPS_DSS_DSN64);
+	ck_assert(mps_dss_csum_ok(dss->dsn,
+				  dss->ssn,
+				  dss->data_len,
+				  buf + off + rec.payload_off,
+				  rec.payload_len,
+				  dss->checksum));
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(a_bad_checksum_resets_the_subflow)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, true);
+	uint8_t buf[4096];
+	struct mps_record rec;
+	struct pair pr;
+	size_t off;
+	size_t n;
+
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+	app_write_all(pr.c, "hello world", 11);
+	n = drain(pr.c, buf, sizeof(buf));
+	off = find_payload(buf, n, MPS_VERSION_1, &rec);
+	buf[off + rec.payload_off + 3] ^= 0x20;
+
+	ck_assert_int_eq(mps_conn_sf_input(pr.s, 0, buf, n), -EBADMSG);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_RESET);
+	ck_assert_int_eq(mps_conn_error(pr.s), ECONNRESET);
+	/* Nothing of the damaged record reached the program. */
+	ck_assert_int_eq(mps_conn_app_peek(pr.s, (struct iovec[1]){0}, 1), 0);
+
+	n = drain(pr.s, buf, sizeof(buf));
+	decode_first(buf, n, MPS_VERSION_1, &rec);
+	ck_assert_int_eq(rec.opt.subtype, MPS_MP_TCPRST);
+	ck_assert_uint_eq(rec.opt.mp_tcprst.reason, MPS_RST_MPTCP_ERROR);
+	pair_free(&pr);
+}
+END_TEST
+
+/*
+ * Bulk data and flow control.
+ */
+
+/* Writes up to want bytes of the stream from *pos; advances *pos. */
+static void write_stream(struct mps_conn *conn,
+			 uint64_t seed,
+			 uint64_t *pos,
+			 uint64_t want,
+			 size_t max)
+{
+	uint8_t buf[64 * 1024];
+	size_t n = mps_conn_app_room(conn);
+	size_t i;
+
+	if (n > max)
+		n = max;
+	if (n > sizeof(buf))
+		n = sizeof(buf);
+	if (n > want - *pos)
+		n = (size_t)(want - *pos);
+	for (i = 0; i < n; i++)
+		buf[i] = stream_byte(seed, *pos + i);
+	*pos += mps_conn_app_write(conn, buf, n);
+}
+
+/* Reads up to max bytes and checks them against the stream. */
+static void
+read_stream(struct mps_conn *conn, uint64_t seed, uint64_t *pos, size_t max)
+{
+	uint8_t buf[64 * 1024];
+	size_t n;
+	size_t i;
+
+	if (max > sizeof(buf))
+		max = sizeof(buf);
+	n = app_read(conn, buf, max);
+	for (i = 0; i < n; i++) {
+		if (buf[i] != stream_byte(seed, *pos + i))
+			ck_abort_msg("byte %llu differs",
+				     (unsigned long long)(*pos + i));
+	}
+	*pos += n;
+}
+
+static void transfer_both_ways(int version, bool checksum, uint64_t total)
+{
+	struct mps_conn_params p = params(version, checksum);
+	uint64_t c_wr = 0, c_rd = 0, s_wr = 0, s_rd = 0;
+	struct pair pr;
+	int rounds = 0;
+
+	pair_init(&pr, &p, &p, true);
+	while (c_rd < total || s_rd < total) {
+		size_t piece = 1 + rng_next(&pr.rng) % (40 * KIB);
+
+		write_stream(pr.c, 1, &c_wr, total, piece);
+		write_stream(pr.s, 2, &s_wr, total, piece);
+		pump_one(&pr, pr.c, pr.s, &pr.s_err, PUMP_RANDOM);
+		pump_one(&pr, pr.s, pr.c, &pr.c_err, PUMP_RANDOM);
+		read_stream(pr.s, 1, &s_rd, 1 + rng_next(&pr.rng) % (80 * KIB));
+		read_stream(pr.c, 2, &c_rd, 1 + rng_next(&pr.rng) % (80 * KIB));
+		ck_assert_int_eq(pr.c_err, 0);
+		ck_assert_int_eq(pr.s_err, 0);
+		ck_assert_int_lt(++rounds, 100000);
+	}
+	ck_assert(c_wr == total && s_wr == total);
+	pair_free(&pr);
+}
+
+START_TEST(ten_megabytes_each_way_arrive_intact_in_random_pieces)
+{
+	transfer_both_ways(MPS_VERSION_1, false, 10 * MIB);
+}
+END_TEST
+
+START_TEST(two_megabytes_each_way_arrive_intact_with_v0_checksums)
+{
+	transfer_both_ways(MPS_VERSION_0, true, 2 * MIB);
+}
+END_TEST
+
+START_TEST(records_split_at_every_byte_are_parsed)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, true);
+	struct pair pr;
+
+	pair_init(&pr, &p, &p, true);
+	app_write_all(pr.c, "early data", 10);
+	pump(&pr, PUMP_BYTES);
+	ck_assert_int_eq(mps_conn_state(pr.c), MPS_CONN_ESTABLISHED);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_ESTABLISHED);
+	expect_read(pr.s, "early data");
+
+	app_write_all(pr.s, "one byte at a time", 18);
+	pump(&pr, PUMP_BYTES);
+	expect_read(pr.c, "one byte at a time");
+	ck_assert_int_eq(pr.c_err, 0);
+	ck_assert_int_eq(pr.s_err, 0);
+	pair_free(&pr);
+}
+END_TEST
+
+static size_t mem_held(const struct mps_conn *conn)
+{
+	struct mps_conn_info inf;
+
+	info(conn, &inf);
+	return inf.snd_held + inf.rcv_held + inf.reasm_mem;
+}
+
+START_TEST(a_slow_reader_pushes_back_and_memory_stays_bounded)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	uint64_t wr = 0, rd = 0;
+	struct mps_conn_info si;
+	struct pair pr;
+	int i;
+
+	p.rcv_buf = 100 * KIB;
+	p.snd_buf = 70 * KIB;
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+
+	/* The server's program never reads: the client's room runs out. */
+	for (i = 0; i < 200 && mps_conn_app_room(pr.c) > 0; i++) {
+		write_stream(pr.c, 7, &wr, UINT64_MAX, SIZE_MAX);
+		pump(&pr, PUMP_RANDOM);
+		ck_assert_uint_le(mem_held(pr.c) + mem_held(pr.s),
+				  p.rcv_buf + p.snd_buf + 4 * KIB);
+	}
+	ck_assert_uint_eq(mps_conn_app_room(pr.c), 0);
+	info(pr.s, &si);
+	ck_assert_uint_eq(si.rcv_held, p.rcv_buf);
+	ck_assert(wr == p.rcv_buf + p.snd_buf);
+
+	/* Reading reopens the window, and every byte arrives. */
+	for (i = 0; i < 1000 && rd < wr + 1 * MIB; i++) {
+		write_stream(pr.c, 7, &wr, UINT64_MAX, SIZE_MAX);
+		pump(&pr, PUMP_RANDOM);
+		read_stream(pr.s, 7, &rd, 1 + rng_next(&pr.rng) % (30 * KIB));
+		ck_assert_uint_le(mem_held(pr.c) + mem_held(pr.s),
+				  p.rcv_buf + p.snd_buf + 4 * KIB);
+	}
+	ck_assert(rd >= 1 * MIB);
+	ck_assert_int_eq(pr.c_err, 0);
+	ck_assert_int_eq(pr.s_err, 0);
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(data_beyond_the_advertised_window_resets_the_subflow)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_option opt = {.subtype = MPS_DSS};
+	struct mps_conn_info ci, si;
+	uint8_t buf[64];
+	struct pair pr;
+	int len;
+
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+	info(pr.c, &ci);
+	info(pr.s, &si);
+
+	opt.dss.flags = MPS_DSS_MAP | MPS_DSS_DSN64;
+	opt.dss.dsn = si.rcv_right;
+	opt.dss.ssn = 1;
+	opt.dss.data_len = 1;
+	len = mps_wire_encode_record(&opt, MPS_VERSION_1, 1, buf, sizeof(buf));
+	ck_assert_int_gt(len, 0);
+	buf[len] = 'x';
+	ck_assert_int_lt(mps_conn_sf_input(pr.s, 0, buf, (size_t)len + 1), 0);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_RESET);
+	ck_assert_uint_eq(ci.snd_right, si.rcv_right);
+	pair_free(&pr);
+}
+END_TEST
+
+/*
+ * Closing.
+ */
+
+START_TEST(data_fin_both_ways_closes_the_connection)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, true);
+	struct pair pr;
+
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+	app_write_all(pr.c, "request", 7);
+	mps_conn_app_shutdown(pr.c);
+	ck_assert_uint_eq(mps_conn_app_room(pr.c), 0);
+	pump(&pr, PUMP_RANDOM);
+
+	ck_assert(!mps_conn_peer_finished(pr.s));
+	expect_read(pr.s, "request");
+	ck_assert(mps_conn_peer_finished(pr.s));
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_ESTABLISHED);
+
+	app_write_all(pr.s, "response", 8);
+	mps_conn_app_shutdown(pr.s);
+	pump(&pr, PUMP_RANDOM);
+	expect_read(pr.c, "response");
+	ck_assert(mps_conn_peer_finished(pr.c));
+	ck_assert_int_eq(mps_conn_state(pr.c), MPS_CONN_CLOSED);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_CLOSED);
+	ck_assert(mps_conn_sf_done(pr.c, 0));
+	ck_assert(mps_conn_sf_done(pr.s, 0));
+
+	/* The subflows then end; that changes nothing. */
+	mps_conn_sf_closed(pr.c, 0, 0);
+	mps_conn_sf_closed(pr.s, 0, 0);
+	ck_assert_int_eq(mps_conn_state(pr.c), MPS_CONN_CLOSED);
+	ck_assert_int_eq(mps_conn_error(pr.c), 0);
+	ck_assert_int_eq(mps_conn_error(pr.s), 0);
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(a_bare_data_fin_has_subflow_sequence_zero_and_length_one)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	uint8_t buf[4096];
+	struct mps_conn_info ci;
+	struct mps_record rec;
+	struct pair pr;
+	size_t n;
+
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+	info(pr.c, &ci);
+	mps_conn_app_shutdown(pr.c);
+	n = drain(pr.c, buf, sizeof(buf));
+	decode_first(buf, n, MPS_VERSION_1, &rec);
+
+	ck_assert_int_eq(rec.opt.subtype, MPS_DSS);
+	ck_assert(rec.opt.dss.flags & MPS_DSS_FIN);
+	ck_assert_uint_eq(rec.opt.dss.ssn, 0);
+	ck_assert_uint_eq(rec.opt.dss.data_len, 1);
+	ck_assert(rec.opt.dss.dsn == ci.snd_nxt);
+	ck_assert_int_eq(feed(&pr, pr.s, buf, n, PUMP_WHOLE), 0);
+	ck_assert(mps_conn_peer_finished(pr.s));
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(subflow_end_without_data_fin_resets_the_connection)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct pair pr;
+
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+	mps_conn_sf_closed(pr.s, 0, 0);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_RESET);
+	ck_assert_int_eq(mps_conn_error(pr.s), ECONNRESET);
+	mps_conn_sf_closed(pr.c, 0, ETIMEDOUT);
+	ck_assert_int_eq(mps_conn_error(pr.c), ETIMEDOUT);
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(abort_sends_fastclose_and_the_peer_resets)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn_info si;
+	uint8_t buf[4096];
+	struct mps_record rec;
+	struct pair pr;
+	size_t n;
+
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+	app_write_all(pr.c, "never sent", 10);
+	mps_conn_abort(pr.c);
+	ck_assert_int_eq(mps_conn_state(pr.c), MPS_CONN_RESET);
+	ck_assert_uint_eq(mps_conn_app_room(pr.c), 0);
+
+	n = drain(pr.c, buf, sizeof(buf));
+	decode_first(buf, n, MPS_VERSION_1, &rec);
+	ck_assert_uint_eq(rec.len, n);
+	ck_assert_int_eq(rec.opt.subtype, MPS_MP_FASTCLOSE);
+	info(pr.s, &si);
+	{
+		uint32_t token;
+
+		mps_crypto_key_derive(MPS_V1,
+				      rec.opt.mp_fastclose.receiver_key,
+				      &token,
+				      NULL);
+		ck_assert_uint_eq(token, si.local_token);
+	}
+	ck_assert(mps_conn_sf_done(pr.c, 0));
+
+	ck_assert_int_eq(feed(&pr, pr.s, buf, n, PUMP_BYTES), 0);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_RESET);
+	ck_assert_int_eq(mps_conn_error(pr.s), ECONNRESET);
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(mp_tcprst_from_the_peer_resets_the_connection)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_option opt = {.subtype = MPS_MP_TCPRST};
+	uint8_t buf[64];
+	struct pair pr;
+	int len;
+
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+	opt.mp_tcprst.reason = MPS_RST_POOR_PERFORMANCE;
+	len = mps_wire_encode_record(&opt, MPS_VERSION_1, 0, buf, sizeof(buf));
+	ck_assert_int_eq(mps_conn_sf_input(pr.c, 0, buf, (size_t)len), 0);
+	ck_assert_int_eq(mps_conn_state(pr.c), MPS_CONN_RESET);
+	ck_assert_int_eq(mps_conn_error(pr.c), ECONNRESET);
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(a_malformed_record_queues_mp_tcprst_and_resets)
+{
+	static const uint8_t garbage[] = {0x4d, 4, 0, 0, 30, 4, 0x90, 0};
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	uint8_t buf[4096];
+	struct mps_record rec;
+	struct pair pr;
+	size_t n;
+
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+	ck_assert_int_lt(mps_conn_sf_input(pr.c, 0, garbage, sizeof(garbage)),
+			 0);
+	ck_assert_int_eq(mps_conn_state(pr.c), MPS_CONN_RESET);
+	ck_assert_int_eq(mps_conn_error(pr.c), ECONNRESET);
+
+	n = drain(pr.c, buf, sizeof(buf));
+	decode_first(buf, n, MPS_VERSION_1, &rec);
+	ck_assert_int_eq(rec.opt.subtype, MPS_MP_TCPRST);
+	ck_assert_uint_eq(rec.opt.mp_tcprst.reason, MPS_RST_MPTCP_ERROR);
+	ck_assert(mps_conn_sf_done(pr.c, 0));
+
+	/* The peer reads it and resets too. */
+	ck_assert_int_eq(feed(&pr, pr.s, buf, n, PUMP_WHOLE), 0);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_RESET);
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(an_unexpected_option_resets_the_subflow)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_option opt = {.subtype = MPS_MP_FAIL};
+	uint8_t buf[64];
+	struct pair pr;
+	int len;
+
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+	len = mps_wire_encode_record(&opt, MPS_VERSION_1, 0, buf, sizeof(buf));
+	ck_assert_int_eq(mps_conn_sf_input(pr.s, 0, buf, (size_t)len), -EPROTO);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_RESET);
+	pair_free(&pr);
+}
+END_TEST
+
+/*
+ * Fallback.
+ */
+
+START_TEST(server_falls_back_when_the_first_bytes_are_not_a_record)
+{
+	static const char req[] = "GET / HTTP/1.0\r\nHost: x\r\n\r\n";
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn *s;
+	struct mps_token_table *tab;
+	uint8_t buf[4096];
+	size_t n;
+
+	ck_assert_int_eq(mps_token_table_create(&tab), 0);
+	s = conn_new(MPS_ROLE_SERVER, &p, tab);
+	app_write_all(s, "held", 4);
+	/* Two bytes first: the marker alone already proves it plain. */
+	ck_assert_int_eq(mps_conn_sf_input(s, 0, (const uint8_t *)req, 2), 0);
+	ck_assert_int_eq(mps_conn_state(s), MPS_CONN_FALLBACK);
+	ck_assert_int_eq(
+		mps_conn_sf_input(
+			s, 0, (const uint8_t *)req + 2, sizeof(req) - 3),
+		0);
+	expect_read(s, req);
+
+	app_write_all(s, " and more", 9);
+	n = drain(s, buf, sizeof(buf));
+	ck_assert_uint_eq(n, 13);
+	ck_assert_mem_eq(buf, "held and more", 13);
+
+	mps_conn_app_shutdown(s);
+	ck_assert(mps_conn_sf_done(s, 0));
+	mps_conn_sf_closed(s, 0, 0);
+	ck_assert(mps_conn_peer_finished(s));
+	mps_conn_free(s);
+	mps_token_table_destroy(tab);
+}
+END_TEST
+
+START_TEST(server_falls_back_on_a_record_that_is_not_mp_capable)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	/* The marker, then bytes that are no MPTCP option. */
+	static const uint8_t plain[] = {'M', 12, 'x', 'y', 'z', 'w', 'v'};
+	struct mps_conn *s;
+	uint8_t buf[64];
+	size_t n;
+
+	s = conn_new(MPS_ROLE_SERVER, &p, NULL);
+	ck_assert_int_eq(mps_conn_sf_input(s, 0, plain, 4), 0);
+	ck_assert_int_eq(mps_conn_state(s), MPS_CONN_HANDSHAKE);
+	ck_assert_int_eq(mps_conn_sf_input(s, 0, plain + 4, 3), 0);
+	ck_assert_int_eq(mps_conn_state(s), MPS_CONN_FALLBACK);
+	n = app_read(s, buf, sizeof(buf));
+	ck_assert_uint_eq(n, sizeof(plain));
+	ck_assert_mem_eq(buf, plain, n);
+	mps_conn_free(s);
+}
+END_TEST
+
+START_TEST(server_falls_back_when_nothing_arrives_in_time)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn *s = mps_conn_new(MPS_ROLE_SERVER, &p, NULL, 5000);
+	uint8_t buf[64];
+	size_t n;
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(mps_conn_sf_add(s), 0);
+	app_write_all(s, "220 smtp ready\r\n", 16);
+	ck_assert(mps_conn_tick(s, 5000 + 400000) == 600000);
+	ck_assert_int_eq(mps_conn_state(s), MPS_CONN_HANDSHAKE);
+	ck_assert(mps_conn_tick(s, 5000 + 1000000) == 0);
+	ck_assert_int_eq(mps_conn_state(s), MPS_CONN_FALLBACK);
+
+	n = drain(s, buf, sizeof(buf));
+	ck_assert_uint_eq(n, 16);
+	ck_assert_mem_eq(buf, "220 smtp ready\r\n", 16);
+	ck_assert_int_eq(mps_conn_sf_input(s, 0, (const uint8_t *)"EHLO", 4),
+			 0);
+	expect_read(s, "EHLO");
+	mps_conn_free(s);
+}
+END_TEST
+
+START_TEST(fallback_input_is_bounded_by_the_receive_buffer)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	static uint8_t big[300 * 1024];
+	struct mps_conn *s;
+	size_t room;
+
+	s = conn_new(MPS_ROLE_SERVER, &p, NULL);
+	memset(big, 'a', sizeof(big));
+	room = mps_conn_sf_rx_room(s, 0);
+	ck_assert_uint_le(room, p.rcv_buf);
+	ck_assert_int_eq(mps_conn_sf_input(s, 0, big, room), 0);
+	ck_assert_int_eq(mps_conn_state(s), MPS_CONN_FALLBACK);
+	ck_assert_uint_eq(mps_conn_sf_rx_room(s, 0), 0);
+	ck_assert_int_eq(mps_conn_sf_input(s, 0, big, 1), -ENOBUFS);
+	mps_conn_free(s);
+}
+END_TEST
+
+START_TEST(client_never_falls_back_after_its_mp_capable)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn *c = conn_new(MPS_ROLE_CLIENT, &p, NULL);
+	uint8_t buf[256];
+
+	drain(c, buf, sizeof(buf));
+	ck_assert_int_eq(mps_conn_tick(c, 10000000), 0);
+	ck_assert_int_eq(mps_conn_state(c), MPS_CONN_HANDSHAKE);
+	ck_assert_int_lt(mps_conn_sf_input(c, 0, (const uint8_t *)"HTTP", 4),
+			 0);
+	ck_assert_int_eq(mps_conn_state(c), MPS_CONN_RESET);
+	mps_conn_free(c);
+}
+END_TEST
+
+/*
+ * The runner.
+ */
+
+static Suite *conn_suite(void)
+{
+	Suite *s = suite_create("conn");
+	TCase *hs = tcase_create("handshake");
+	TCase *cs = tcase_create("checksum");
+	TCase *data = tcase_create("data");
+	TCase *close = tcase_create("close");
+	TCase *fb = tcase_create("fallback");
+
+	tcase_add_test(hs, handshake_v1_establishes_both_ends);
+	tcase_add_test(hs, handshake_v0_establishes_both_ends);
+	tcase_add_test(hs, v1_client_and_v0_server_agree_on_v0);
+	tcase_add_test(hs, v0_client_and_v1_server_agree_on_v0);
+	tcase_add_test(hs,
+		       client_first_record_is_mp_capable_with_a_registered_key);
+	tcase_add_test(hs, one_peek_gives_every_queued_record);
+	tcase_add_test(hs, partial_writes_resume_inside_a_record);
+	tcase_add_test(hs, server_answers_with_its_key_and_the_lower_version);
+	tcase_add_test(hs,
+		       early_data_survives_a_downgrade_and_a_checksum_upgrade);
+	tcase_add_test(hs, server_sends_nothing_before_the_client_record);
+	tcase_add_test(hs, third_ack_carries_the_first_data_in_v1);
+	tcase_add_test(hs, server_resets_when_the_third_ack_echoes_a_wrong_key);
+	suite_add_tcase(s, hs);
+
+	tcase_add_test(cs, checksums_are_used_when_either_end_requires_them);
+	tcase_add_test(cs, data_records_carry_a_valid_checksum);
+	tcase_add_test(cs, a_bad_checksum_resets_the_subflow);
+	suite_add_tcase(s, cs);
+
+	tcase_set_timeout(data, 120);
+	tcase_add_test(data,
+		       ten_megabytes_each_way_arrive_intact_in_random_pieces);
+	tcase_add_test(data,
+		       two_megabytes_each_way_arrive_intact_with_v0_checksums);
+	tcase_add_test(data, records_split_at_every_byte_are_parsed);
+	tcase_add_test(data,
+		       a_slow_reader_pushes_back_and_memory_stays_bounded);
+	tcase_add_test(data,
+		       data_beyond_the_advertised_window_resets_the_subflow);
+	suite_add_tcase(s, data);
+
+	tcase_add_test(close, data_fin_both_ways_closes_the_connection);
+	tcase_add_test(
+		close,
+		a_bare_data_fin_has_subflow_sequence_zero_and_length_one);
+	tcase_add_test(close,
+		       subflow_end_without_data_fin_resets_the_connection);
+	tcase_add_test(close, abort_sends_fastclose_and_the_peer_resets);
+	tcase_add_test(close, mp_tcprst_from_the_peer_resets_the_connection);
+	tcase_add_test(close, a_malformed_record_queues_mp_tcprst_and_resets);
+	tcase_add_test(close, an_unexpected_option_resets_the_subflow);
+	suite_add_tcase(s, close);
+
+	tcase_add_test(fb,
+		       server_falls_back_when_the_first_bytes_are_not_a_record);
+	tcase_add_test(fb,
+		       server_falls_back_on_a_record_that_is_not_mp_capable);
+	tcase_add_test(fb, server_falls_back_when_nothing_arrives_in_time);
+	tcase_add_test(fb, fallback_input_is_bounded_by_the_receive_buffer);
+	tcase_add_test(fb, client_never_falls_back_after_its_mp_capable);
+	suite_add_tcase(s, fb);
+
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(conn_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
