@@ -1,0 +1,342 @@
+/*
+ * config.c: parse the MPTCPSHIM_ variables (see config.h for the list).
+ *
+ * Decision: a bad value falls back to the variable's default, after one
+ * line on stderr.  A list of rules with a single bad rule is a bad value
+ * as a whole: converting by a rule set the user did not write could send
+ * the wrong traffic through the library.  The line is written with
+ * dprintf(), at load time, before the program ran a single instruction;
+ * this is the one case where the library writes to stderr unasked.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+
+struct mps_config mps_config;
+
+void mps_config_defaults(struct mps_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->disable = false;
+	cfg->convert = MPS_CONVERT_ALL;
+	cfg->version = 1;
+	cfg->checksum = false;
+	cfg->log_level = MPS_LOG_NONE;
+	cfg->rcvbuf = MPS_CONFIG_BUF_DEFAULT;
+	cfg->sndbuf = MPS_CONFIG_BUF_DEFAULT;
+}
+
+void mps_config_complain(const char *name,
+			 const char *value,
+			 const char *why,
+			 const char *instead)
+{
+	dprintf(STDERR_FILENO,
+		"mptcpshim: %s=\"%s\" %s; using %s\n",
+		name,
+		value,
+		why,
+		instead);
+}
+
+/* "0" or "1" into *out; returns -EINVAL for anything else. */
+static int parse_bool(const char *value, bool *out)
+{
+	if (strcmp(value, "0") == 0)
+		*out = false;
+	else if (strcmp(value, "1") == 0)
+		*out = true;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int mps_config_disable(struct mps_config *cfg, const char *value)
+{
+	cfg->disable = false;
+	if (!value)
+		return 0;
+	if (parse_bool(value, &cfg->disable) == 0)
+		return 0;
+	mps_config_complain("MPTCPSHIM_DISABLE",
+			    value,
+			    "is not 0 or 1",
+			    "0 (the library is active)");
+	cfg->disable = false;
+	return -EINVAL;
+}
+
+int mps_config_checksum(struct mps_config *cfg, const char *value)
+{
+	cfg->checksum = false;
+	if (!value)
+		return 0;
+	if (parse_bool(value, &cfg->checksum) == 0)
+		return 0;
+	mps_config_complain("MPTCPSHIM_CHECKSUM",
+			    value,
+			    "is not 0 or 1",
+			    "0 (checksums when the peer asks)");
+	cfg->checksum = false;
+	return -EINVAL;
+}
+
+int mps_config_version(struct mps_config *cfg, const char *value)
+{
+	cfg->version = 1;
+	if (!value)
+		return 0;
+	if (strcmp(value, "0") == 0 || strcmp(value, "1") == 0) {
+		cfg->version = value[0] - '0';
+		return 0;
+	}
+	mps_config_complain(
+		"MPTCPSHIM_VERSION", value, "is not 0 or 1", "1 (RFC 8684)");
+	return -EINVAL;
+}
+
+int mps_config_log_level(struct mps_config *cfg, const char *value)
+{
+	static const char *const names[] = {
+		[MPS_LOG_NONE] = "none",
+		[MPS_LOG_ERROR] = "error",
+		[MPS_LOG_WARN] = "warn",
+		[MPS_LOG_INFO] = "info",
+		[MPS_LOG_DEBUG] = "debug",
+	};
+	size_t i;
+
+	cfg->log_level = MPS_LOG_NONE;
+	if (!value)
+		return 0;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(value, names[i]) == 0) {
+			cfg->log_level = (enum mps_log_level)i;
+			return 0;
+		}
+	}
+	mps_config_complain("MPTCPSHIM_LOG_LEVEL",
+			    value,
+			    "is not none, error, warn, info or debug",
+			    "none (silent)");
+	return -EINVAL;
+}
+
+int mps_config_log_file(struct mps_config *cfg, const char *value)
+{
+	cfg->log_file[0] = '\0';
+	if (!value)
+		return 0;
+	if (value[0] && strlen(value) < sizeof(cfg->log_file)) {
+		strcpy(cfg->log_file, value);
+		return 0;
+	}
+	mps_config_complain("MPTCPSHIM_LOG_FILE",
+			    value,
+			    value[0] ? "is too long" : "is empty",
+			    "stderr");
+	return -EINVAL;
+}
+
+/*
+ * A size in bytes with an optional K or M (binary) suffix, within
+ * [MPS_CONFIG_BUF_MIN, MPS_CONFIG_BUF_MAX].  Returns 0 or -EINVAL.
+ */
+static int parse_size(const char *value, uint32_t *out)
+{
+	unsigned long long n;
+	char *end;
+
+	if (value[0] < '0' || value[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(value, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end == 'K' || *end == 'k') {
+		n <<= 10;
+		end++;
+	} else if (*end == 'M' || *end == 'm') {
+		n <<= 20;
+		end++;
+	}
+	if (*end || n < MPS_CONFIG_BUF_MIN || n > MPS_CONFIG_BUF_MAX)
+		return -EINVAL;
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int parse_buf(const char *name, uint32_t *field, const char *value)
+{
+	*field = MPS_CONFIG_BUF_DEFAULT;
+	if (!value)
+		return 0;
+	if (parse_size(value, field) == 0)
+		return 0;
+	*field = MPS_CONFIG_BUF_DEFAULT;
+	mps_config_complain(
+		name, value, "is not a size from 64K to 256M", "4M");
+	return -EINVAL;
+}
+
+int mps_config_rcvbuf(struct mps_config *cfg, const char *value)
+{
+	return parse_buf("MPTCPSHIM_RCVBUF", &cfg->rcvbuf, value);
+}
+
+int mps_config_sndbuf(struct mps_config *cfg, const char *value)
+{
+	return parse_buf("MPTCPSHIM_SNDBUF", &cfg->sndbuf, value);
+}
+
+/* Decimal number in [lo, hi] spanning exactly s..s+len; -EINVAL if not. */
+static int parse_number(const char *s,
+			size_t len,
+			unsigned long lo,
+			unsigned long hi,
+			unsigned long *out)
+{
+	unsigned long n = 0;
+	size_t i;
+
+	if (len == 0 || len > 6)
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		n = n * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (n < lo || n > hi)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+/* The address part of a rule: "[v6]" or "v4"; returns its length. */
+static int parse_rule_addr(const char *s, struct mps_rule *r)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	size_t len;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || (size_t)(close - s - 1) >= sizeof(addr))
+			return -EINVAL;
+		len = (size_t)(close - s - 1);
+		memcpy(addr, s + 1, len);
+		addr[len] = '\0';
+		r->family = AF_INET6;
+		r->prefix = 128;
+		if (inet_pton(AF_INET6, addr, r->addr) != 1)
+			return -EINVAL;
+		return (int)len + 2;
+	}
+	len = strcspn(s, "/:");
+	if (len >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, s, len);
+	addr[len] = '\0';
+	r->family = AF_INET;
+	r->prefix = 32;
+	if (inet_pton(AF_INET, addr, r->addr) != 1)
+		return -EINVAL;
+	return (int)len;
+}
+
+/* One rule ADDR[/PREFIX][:PORT] from the NUL-terminated s. */
+static int parse_rule(const char *s, struct mps_rule *r)
+{
+	unsigned long n;
+	size_t len;
+	int used;
+
+	memset(r, 0, sizeof(*r));
+	used = parse_rule_addr(s, r);
+	if (used < 0)
+		return used;
+	s += used;
+	if (*s == '/') {
+		s++;
+		len = strcspn(s, ":");
+		if (parse_number(
+			    s, len, 0, r->family == AF_INET ? 32 : 128, &n) < 0)
+			return -EINVAL;
+		r->prefix = (unsigned int)n;
+		s += len;
+	}
+	if (*s == ':') {
+		s++;
+		if (parse_number(s, strlen(s), 1, 65535, &n) < 0)
+			return -EINVAL;
+		r->port = (uint16_t)n;
+		s += strlen(s);
+	}
+	return *s ? -EINVAL : 0;
+}
+
+/* A comma list of rules into cfg; -EINVAL on the first bad one. */
+static int parse_rules(struct mps_config *cfg, const char *value)
+{
+	char rule[128];
+	const char *p = value;
+
+	cfg->nrules = 0;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+
+		if (len == 0 || len >= sizeof(rule) ||
+		    cfg->nrules == MPS_CONFIG_MAX_RULES)
+			return -EINVAL;
+		memcpy(rule, p, len);
+		rule[len] = '\0';
+		if (parse_rule(rule, &cfg->rules[cfg->nrules]) < 0)
+			return -EINVAL;
+		cfg->nrules++;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
+}
+
+int mps_config_convert(struct mps_config *cfg, const char *value)
+{
+	cfg->convert = MPS_CONVERT_ALL;
+	cfg->nrules = 0;
+	if (!value || strcmp(value, "all") == 0)
+		return 0;
+	if (strcmp(value, "none") == 0) {
+		cfg->convert = MPS_CONVERT_NONE;
+		return 0;
+	}
+	if (parse_rules(cfg, value) == 0) {
+		cfg->convert = MPS_CONVERT_RULES;
+		return 0;
+	}
+	cfg->nrules = 0;
+	mps_config_complain("MPTCPSHIM_CONVERT",
+			    value,
+			    "is not all, none or a list of "
+			    "ADDR[/PREFIX][:PORT]",
+			    "all");
+	return -EINVAL;
+}
+
+void mps_config_load(struct mps_config *cfg)
+{
+	mps_config_defaults(cfg);
+	mps_config_disable(cfg, getenv("MPTCPSHIM_DISABLE"));
+	mps_config_convert(cfg, getenv("MPTCPSHIM_CONVERT"));
+	mps_config_version(cfg, getenv("MPTCPSHIM_VERSION"));
+	mps_config_checksum(cfg, getenv("MPTCPSHIM_CHECKSUM"));
+	mps_config_log_level(cfg, getenv("MPTCPSHIM_LOG_LEVEL"));
+	mps_config_log_file(cfg, getenv("MPTCPSHIM_LOG_FILE"));
+	mps_config_rcvbuf(cfg, getenv("MPTCPSHIM_RCVBUF"));
+	mps_config_sndbuf(cfg, getenv("MPTCPSHIM_SNDBUF"));
+}

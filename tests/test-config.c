@@ -1,0 +1,354 @@
+/*
+ * test-config.c: parsing of every MPTCPSHIM_ variable, good and bad
+ * values, and the one stderr line a bad value earns.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+
+typedef int (*parser_fn)(struct mps_config *cfg, const char *value);
+
+static char said[4096]; /* what the last parse wrote on stderr */
+
+/* Run fn(cfg, value) with stderr captured into said; returns fn's result. */
+static int
+parse_capturing(parser_fn fn, struct mps_config *cfg, const char *value)
+{
+	FILE *tmp = tmpfile();
+	int saved = dup(STDERR_FILENO);
+	size_t n;
+	int ret;
+
+	ck_assert_ptr_nonnull(tmp);
+	ck_assert_int_ge(saved, 0);
+	dup2(fileno(tmp), STDERR_FILENO);
+	ret = fn(cfg, value);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(tmp);
+	n = fread(said, 1, sizeof(said) - 1, tmp);
+	said[n] = '\0';
+	fclose(tmp);
+	return ret;
+}
+
+/* Parse value into a fresh configuration and expect silence. */
+static struct mps_config parse_ok(parser_fn fn, const char *value)
+{
+	struct mps_config cfg;
+
+	mps_config_defaults(&cfg);
+	ck_assert_int_eq(parse_capturing(fn, &cfg, value), 0);
+	ck_assert_msg(said[0] == '\0', "unexpected stderr: %s", said);
+	return cfg;
+}
+
+/* Parse a bad value; expect exactly one line naming it. */
+static struct mps_config
+parse_bad(parser_fn fn, const char *name, const char *value)
+{
+	struct mps_config cfg;
+	char quoted[512];
+
+	mps_config_defaults(&cfg);
+	ck_assert_int_eq(parse_capturing(fn, &cfg, value), -EINVAL);
+	snprintf(quoted, sizeof(quoted), "%s=\"%s\"", name, value);
+	ck_assert_msg(strncmp(said, "mptcpshim: ", 11) == 0, "got: %s", said);
+	ck_assert_msg(strstr(said, quoted) != NULL, "got: %s", said);
+	ck_assert_msg(strstr(said, "; using ") != NULL, "got: %s", said);
+	ck_assert_msg(strchr(said, '\n') == said + strlen(said) - 1,
+		      "not one line: %s",
+		      said);
+	return cfg;
+}
+
+START_TEST(test_defaults_are_documented_values)
+{
+	struct mps_config cfg;
+
+	mps_config_defaults(&cfg);
+	ck_assert(!cfg.disable);
+	ck_assert_int_eq(cfg.convert, MPS_CONVERT_ALL);
+	ck_assert_int_eq(cfg.version, 1);
+	ck_assert(!cfg.checksum);
+	ck_assert_int_eq(cfg.log_level, MPS_LOG_NONE);
+	ck_assert_str_eq(cfg.log_file, "");
+	ck_assert_uint_eq(cfg.rcvbuf, 4u << 20);
+	ck_assert_uint_eq(cfg.sndbuf, 4u << 20);
+}
+END_TEST
+
+START_TEST(test_unset_variables_keep_defaults_silently)
+{
+	ck_assert(!parse_ok(mps_config_disable, NULL).disable);
+	ck_assert_int_eq(parse_ok(mps_config_convert, NULL).convert,
+			 MPS_CONVERT_ALL);
+	ck_assert_int_eq(parse_ok(mps_config_version, NULL).version, 1);
+	ck_assert(!parse_ok(mps_config_checksum, NULL).checksum);
+	ck_assert_int_eq(parse_ok(mps_config_log_level, NULL).log_level,
+			 MPS_LOG_NONE);
+	ck_assert_str_eq(parse_ok(mps_config_log_file, NULL).log_file, "");
+	ck_assert_uint_eq(parse_ok(mps_config_rcvbuf, NULL).rcvbuf, 4u << 20);
+	ck_assert_uint_eq(parse_ok(mps_config_sndbuf, NULL).sndbuf, 4u << 20);
+}
+END_TEST
+
+START_TEST(test_disable_takes_0_and_1)
+{
+	ck_assert(parse_ok(mps_config_disable, "1").disable);
+	ck_assert(!parse_ok(mps_config_disable, "0").disable);
+}
+END_TEST
+
+START_TEST(test_disable_bad_value_keeps_library_active)
+{
+	ck_assert(!parse_bad(mps_config_disable, "MPTCPSHIM_DISABLE", "yes")
+			   .disable);
+	ck_assert(!parse_bad(mps_config_disable, "MPTCPSHIM_DISABLE", "")
+			   .disable);
+}
+END_TEST
+
+START_TEST(test_version_takes_0_and_1)
+{
+	ck_assert_int_eq(parse_ok(mps_config_version, "0").version, 0);
+	ck_assert_int_eq(parse_ok(mps_config_version, "1").version, 1);
+}
+END_TEST
+
+START_TEST(test_version_bad_value_uses_1)
+{
+	ck_assert_int_eq(
+		parse_bad(mps_config_version, "MPTCPSHIM_VERSION", "2").version,
+		1);
+	ck_assert_int_eq(
+		parse_bad(mps_config_version, "MPTCPSHIM_VERSION", "01")
+			.version,
+		1);
+}
+END_TEST
+
+START_TEST(test_checksum_takes_0_and_1)
+{
+	ck_assert(parse_ok(mps_config_checksum, "1").checksum);
+	ck_assert(!parse_ok(mps_config_checksum, "0").checksum);
+}
+END_TEST
+
+START_TEST(test_checksum_bad_value_uses_0)
+{
+	ck_assert(!parse_bad(mps_config_checksum, "MPTCPSHIM_CHECKSUM", "on")
+			   .checksum);
+}
+END_TEST
+
+START_TEST(test_log_level_takes_every_name)
+{
+	ck_assert_int_eq(parse_ok(mps_config_log_level, "none").log_level,
+			 MPS_LOG_NONE);
+	ck_assert_int_eq(parse_ok(mps_config_log_level, "error").log_level,
+			 MPS_LOG_ERROR);
+	ck_assert_int_eq(parse_ok(mps_config_log_level, "warn").log_level,
+			 MPS_LOG_WARN);
+	ck_assert_int_eq(parse_ok(mps_config_log_level, "info").log_level,
+			 MPS_LOG_INFO);
+	ck_assert_int_eq(parse_ok(mps_config_log_level, "debug").log_level,
+			 MPS_LOG_DEBUG);
+}
+END_TEST
+
+START_TEST(test_log_level_bad_value_stays_silent)
+{
+	ck_assert_int_eq(parse_bad(mps_config_log_level,
+				   "MPTCPSHIM_LOG_LEVEL",
+				   "verbose")
+				 .log_level,
+			 MPS_LOG_NONE);
+	ck_assert_int_eq(
+		parse_bad(mps_config_log_level, "MPTCPSHIM_LOG_LEVEL", "DEBUG")
+			.log_level,
+		MPS_LOG_NONE);
+}
+END_TEST
+
+START_TEST(test_log_file_keeps_the_pattern)
+{
+	ck_assert_str_eq(
+		parse_ok(mps_config_log_file, "/tmp/shim-%p.log").log_file,
+		"/tmp/shim-%p.log");
+}
+END_TEST
+
+START_TEST(test_log_file_empty_uses_stderr)
+{
+	ck_assert_str_eq(
+		parse_bad(mps_config_log_file, "MPTCPSHIM_LOG_FILE", "")
+			.log_file,
+		"");
+}
+END_TEST
+
+START_TEST(test_buffers_take_bytes_and_suffixes)
+{
+	ck_assert_uint_eq(parse_ok(mps_config_rcvbuf, "65536").rcvbuf, 65536);
+	ck_assert_uint_eq(parse_ok(mps_config_rcvbuf, "512K").rcvbuf,
+			  512u << 10);
+	ck_assert_uint_eq(parse_ok(mps_config_sndbuf, "16M").sndbuf, 16u << 20);
+	ck_assert_uint_eq(parse_ok(mps_config_sndbuf, "256m").sndbuf,
+			  256u << 20);
+}
+END_TEST
+
+START_TEST(test_buffers_out_of_range_use_4m)
+{
+	ck_assert_uint_eq(
+		parse_bad(mps_config_rcvbuf, "MPTCPSHIM_RCVBUF", "1000").rcvbuf,
+		4u << 20);
+	ck_assert_uint_eq(
+		parse_bad(mps_config_rcvbuf, "MPTCPSHIM_RCVBUF", "1G").rcvbuf,
+		4u << 20);
+	ck_assert_uint_eq(
+		parse_bad(mps_config_sndbuf, "MPTCPSHIM_SNDBUF", "257M").sndbuf,
+		4u << 20);
+	ck_assert_uint_eq(
+		parse_bad(mps_config_sndbuf, "MPTCPSHIM_SNDBUF", "-4M").sndbuf,
+		4u << 20);
+	ck_assert_uint_eq(
+		parse_bad(mps_config_sndbuf, "MPTCPSHIM_SNDBUF", "4MB").sndbuf,
+		4u << 20);
+}
+END_TEST
+
+START_TEST(test_convert_takes_all_and_none)
+{
+	ck_assert_int_eq(parse_ok(mps_config_convert, "all").convert,
+			 MPS_CONVERT_ALL);
+	ck_assert_int_eq(parse_ok(mps_config_convert, "none").convert,
+			 MPS_CONVERT_NONE);
+}
+END_TEST
+
+START_TEST(test_convert_parses_ipv4_rules)
+{
+	struct mps_config cfg = parse_ok(mps_config_convert,
+					 "10.0.0.0/8,192.0.2.7:443,1.2.3.4");
+
+	ck_assert_int_eq(cfg.convert, MPS_CONVERT_RULES);
+	ck_assert_int_eq(cfg.nrules, 3);
+	ck_assert_int_eq(cfg.rules[0].family, AF_INET);
+	ck_assert_uint_eq(cfg.rules[0].prefix, 8);
+	ck_assert_uint_eq(cfg.rules[0].port, 0);
+	ck_assert_uint_eq(cfg.rules[1].prefix, 32);
+	ck_assert_uint_eq(cfg.rules[1].port, 443);
+	ck_assert_uint_eq(cfg.rules[2].addr[3], 4);
+}
+END_TEST
+
+START_TEST(test_convert_parses_ipv6_rules_in_brackets)
+{
+	struct mps_config cfg =
+		parse_ok(mps_config_convert, "[2001:db8::]/32:8080,[::1]");
+
+	ck_assert_int_eq(cfg.nrules, 2);
+	ck_assert_int_eq(cfg.rules[0].family, AF_INET6);
+	ck_assert_uint_eq(cfg.rules[0].prefix, 32);
+	ck_assert_uint_eq(cfg.rules[0].port, 8080);
+	ck_assert_uint_eq(cfg.rules[1].prefix, 128);
+	ck_assert_uint_eq(cfg.rules[1].addr[15], 1);
+}
+END_TEST
+
+START_TEST(test_convert_one_bad_rule_rejects_the_list)
+{
+	static const char *const bad[] = {
+		"10.0.0.0/33",
+		"1.2.3.4:0",
+		"1.2.3.4:65536",
+		"[::1",
+		"::1",
+		"10.0.0.1,",
+		",10.0.0.1",
+		"10.0.0.1,,10.0.0.2",
+		"host:80",
+		"[::1]/129",
+		"1.2.3.4/8/8",
+		"ALL",
+		"",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct mps_config cfg = parse_bad(
+			mps_config_convert, "MPTCPSHIM_CONVERT", bad[i]);
+
+		ck_assert_int_eq(cfg.convert, MPS_CONVERT_ALL);
+		ck_assert_int_eq(cfg.nrules, 0);
+	}
+}
+END_TEST
+
+START_TEST(test_load_reads_the_environment)
+{
+	struct mps_config cfg;
+
+	setenv("MPTCPSHIM_VERSION", "0", 1);
+	setenv("MPTCPSHIM_CONVERT", "127.0.0.0/8:80", 1);
+	setenv("MPTCPSHIM_RCVBUF", "1M", 1);
+	mps_config_load(&cfg);
+	ck_assert_int_eq(cfg.version, 0);
+	ck_assert_int_eq(cfg.convert, MPS_CONVERT_RULES);
+	ck_assert_uint_eq(cfg.rules[0].port, 80);
+	ck_assert_uint_eq(cfg.rcvbuf, 1u << 20);
+	ck_assert_uint_eq(cfg.sndbuf, 4u << 20);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *simple = tcase_create("simple");
+	TCase *convert = tcase_create("convert");
+
+	tcase_add_test(simple, test_defaults_are_documented_values);
+	tcase_add_test(simple, test_unset_variables_keep_defaults_silently);
+	tcase_add_test(simple, test_disable_takes_0_and_1);
+	tcase_add_test(simple, test_disable_bad_value_keeps_library_active);
+	tcase_add_test(simple, test_version_takes_0_and_1);
+	tcase_add_test(simple, test_version_bad_value_uses_1);
+	tcase_add_test(simple, test_checksum_takes_0_and_1);
+	tcase_add_test(simple, test_checksum_bad_value_uses_0);
+	tcase_add_test(simple, test_log_level_takes_every_name);
+	tcase_add_test(simple, test_log_level_bad_value_stays_silent);
+	tcase_add_test(simple, test_log_file_keeps_the_pattern);
+	tcase_add_test(simple, test_log_file_empty_uses_stderr);
+	tcase_add_test(simple, test_buffers_take_bytes_and_suffixes);
+	tcase_add_test(simple, test_buffers_out_of_range_use_4m);
+	suite_add_tcase(s, simple);
+
+	tcase_add_test(convert, test_convert_takes_all_and_none);
+	tcase_add_test(convert, test_convert_parses_ipv4_rules);
+	tcase_add_test(convert, test_convert_parses_ipv6_rules_in_brackets);
+	tcase_add_test(convert, test_convert_one_bad_rule_rejects_the_list);
+	tcase_add_test(convert, test_load_reads_the_environment);
+	suite_add_tcase(s, convert);
+
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
