@@ -1,14 +1,19 @@
 /*
  * conn.c: the MPTCP state machine of one connection, without sockets.
  *
+ * This file is the connection and its records; conn-mp.c adds what
+ * several subflows need, sched.c the scheduler (see conn-int.h).
+ *
  * How the pieces fit:
  *
  *   program --app_write--> snd ring --records--> subflow out queue --peek-->
  *   program <--app_peek--- rcv ring <--payload-- record parser <--input----
  *                                        \-- reassembly (out of order) --/
  *
- * The send ring holds the program's bytes from snd_una (the peer's data
- * ACK) to snd_end; records are cut from it at snd_nxt.  A queued record
+ * The send ring holds the program's bytes from snd_base to snd_end:
+ * snd_base is the peer's data ACK (snd_una), or an older byte that a
+ * queued record still has to write; new data is cut at snd_nxt, data sent
+ * again anywhere between snd_una and snd_nxt.  A queued record
  * is its header and option, encoded into a slot of the subflow's out
  * queue, plus a reference to its payload in the send ring, so that
  * payload is never copied on the way out and nothing is allocated per
@@ -16,7 +21,8 @@
  * rcv_read (the next byte the program reads) to rcv_nxt.
  *
  * Records to send are cut lazily, in mps_conn_sf_peek(): many inputs or
- * consumes between two peeks cost one data ACK.
+ * consumes between two peeks cost one data ACK.  That is also where the
+ * scheduler decides which subflow carries which data.
  *
  * Decisions this file makes beyond RFC 8684 (see also conn.h):
  *
@@ -50,132 +56,8 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "mptcpshim/wire.h"
-#include "conn.h"
-#include "crypto.h"
-#include "reasm.h"
-#include "seq.h"
+#include "conn-int.h"
 #include "token.h"
-
-/* Subflows one connection can hold; only the first is used so far. */
-#define MPS_CONN_MAX_SF 8
-
-/* Records queued per subflow, and how many of them data may take. */
-#define MPS_CONN_OUTQ 16
-#define MPS_CONN_OUTQ_DATA 12
-
-/* Header and option of a record, the most a record has before payload. */
-#define MPS_CONN_REC_HEAD_MAX (MPS_WIRE_HDR_LEN + MPS_WIRE_OPT_MAX)
-
-/* Out-of-order bytes: the reassembly queue's memory, beyond rcv_buf. */
-#define MPS_CONN_REASM_SLACK (64 * 1024)
-
-/* A byte ring of fixed capacity.  Bytes past vis are held back. */
-struct mps_ring {
-	uint8_t *buf;
-	size_t cap;
-	size_t head; /* offset of the first byte */
-	size_t len;  /* bytes held */
-	size_t vis;  /* of which the first vis are visible */
-};
-
-/* One record waiting in a subflow's out queue. */
-struct mps_out_rec {
-	uint8_t head[MPS_CONN_REC_HEAD_MAX]; /* header and option */
-	uint8_t head_len;
-	bool fin;	  /* carries this end's DATA_FIN */
-	uint32_t pay_len; /* payload bytes, in the send ring */
-	uint64_t pay_dsn; /* DSN of the first payload byte */
-};
-
-/* Everything of one subflow.  Owned by the event-loop thread. */
-struct mps_sf {
-	bool used;
-	bool closed; /* the caller reported end of stream or error */
-	bool dead;   /* input is ignored: reset, or the peer reset it */
-
-	/* receive: the record being parsed */
-	uint8_t rx_head[MPS_CONN_REC_HEAD_MAX];
-	size_t rx_have;	   /* bytes of rx_head filled */
-	size_t rx_opt_len; /* L, once the header is decoded */
-	size_t rx_pay_len; /* P of the record whose payload comes */
-	size_t rx_pay_done;
-	uint64_t rx_dsn; /* DSN of its first payload byte */
-	bool rx_fin;	 /* its mapping ends with a DATA_FIN */
-	bool rx_csum_on;
-	struct mps_csum rx_csum;
-	uint32_t rx_ssn;   /* relative subflow sequence of next byte */
-	uint64_t ack_rcvd; /* last data ACK received here */
-
-	/* send */
-	struct mps_out_rec outq[MPS_CONN_OUTQ];
-	unsigned int outq_head;
-	unsigned int outq_len;
-	size_t head_off;   /* bytes of the first record written */
-	uint32_t tx_ssn;   /* relative subflow sequence of next byte */
-	uint64_t ack_sent; /* last data ACK sent here */
-};
-
-struct mps_conn {
-	enum mps_role role;
-	struct mps_conn_params params;
-	struct mps_token_table *tokens;
-	enum mps_conn_state state;
-	int error;
-	uint64_t created_us;
-
-	/* negotiation */
-	int version;	   /* offered, then agreed */
-	int local_version; /* the hash the local key material used */
-	int peer_version;  /* the version the peer offered its key with */
-	bool csum;	   /* checksums agreed (valid once peer_known) */
-	bool peer_csum;	   /* the peer's A flag */
-	struct mps_key_material local;
-	bool have_token; /* local.token is in the token table */
-	bool peer_known; /* the peer's key arrived */
-	uint64_t peer_key;
-	uint64_t peer_idsn;
-	uint32_t peer_token;
-	bool mpc_due; /* our first MP_CAPABLE is to be sent */
-	bool mpc_sent;
-	bool mpc_ack_due; /* client: the third-ACK form is to be sent */
-	bool got_first;	  /* server: the client's first record came */
-	bool got_third;	  /* server: the client's third ACK came */
-
-	/* send side, DSNs of this end's data */
-	struct mps_ring snd;
-	uint64_t snd_una;   /* first byte not data-ACKed; snd ring head */
-	uint64_t snd_nxt;   /* next byte to put in a record */
-	uint64_t snd_end;   /* end of the program's data */
-	uint64_t snd_wr;    /* end of what the caller has written */
-	uint64_t snd_right; /* the peer's window: send below this */
-	bool app_shut;
-	bool fin_sent; /* a record with our DATA_FIN is queued */
-	bool fin_acked;
-	bool tx_raw; /* fallback: bytes go out unframed */
-
-	/* receive side, DSNs of the peer's data */
-	struct mps_ring rcv;
-	struct mps_reasm reasm; /* its rcv_nxt is the next DSN expected */
-	bool reasm_ready;	/* reasm initialised */
-	uint64_t rcv_read;	/* DSN of the rcv ring's first byte */
-	uint64_t rcv_right;	/* right edge advertised, never moves back */
-	bool ack_due;		/* the data ACK moved since it was sent */
-	bool rcv_fin_seen;
-	bool rcv_fin_done; /* DATA_FIN reached in order: ACK counts it */
-	uint64_t rcv_fin_dsn;
-	bool rx_raw; /* fallback: bytes come in unframed */
-	bool rx_eof; /* fallback: the subflow ended cleanly */
-
-	/* reset signalling, sent once */
-	bool fastclose_due;
-	bool tcprst_due;
-	uint8_t tcprst_reason;
-
-	struct mps_conn_stats stats;
-	int nsf;
-	struct mps_sf sf[MPS_CONN_MAX_SF];
-};
 
 /*
  * Rings.
@@ -275,24 +157,6 @@ static void ring_drop(struct mps_ring *r, size_t n)
  * Small helpers.
  */
 
-static struct mps_sf *conn_sf(struct mps_conn *conn, int sf)
-{
-	if (sf < 0 || sf >= conn->nsf || !conn->sf[sf].used)
-		return NULL;
-	return &conn->sf[sf];
-}
-
-static bool conn_is_over(const struct mps_conn *conn)
-{
-	return conn->state == MPS_CONN_RESET || conn->state == MPS_CONN_CLOSED;
-}
-
-/* The data ACK this end sends: DSN of the next byte it expects. */
-static uint64_t rcv_data_ack(const struct mps_conn *conn)
-{
-	return conn->rcv_read + conn->rcv.vis + (conn->rcv_fin_done ? 1 : 0);
-}
-
 static uint64_t rcv_nxt(const struct mps_conn *conn)
 {
 	return mps_reasm_rcv_nxt(&conn->reasm);
@@ -310,12 +174,6 @@ static bool rx_csum(const struct mps_conn *conn)
 	if (conn->role == MPS_ROLE_SERVER && !conn->got_third)
 		return conn->peer_csum;
 	return conn->csum;
-}
-
-/* Drops the records no byte of which was written yet. */
-static void sf_drop_unsent(struct mps_sf *sf)
-{
-	sf->outq_len = sf->head_off > 0 ? 1 : 0;
 }
 
 static void conn_drop_unsent(struct mps_conn *conn)
@@ -346,15 +204,53 @@ static void conn_reset(struct mps_conn *conn, int err)
 }
 
 /*
+ * Lets the send ring drop what the data ACK covers, except bytes a queued
+ * record still has to write (a record's header is encoded, so its payload
+ * must stay until written, even if another subflow got it acked).
+ */
+void mps__snd_release(struct mps_conn *conn)
+{
+	uint64_t keep = conn->snd_una;
+	int i;
+
+	for (i = 0; i < conn->nsf; i++) {
+		const struct mps_sf *sf = &conn->sf[i];
+		unsigned int k;
+
+		for (k = 0; k < sf->outq_len; k++) {
+			const struct mps_out_rec *rec =
+				&sf->outq[(sf->outq_head + k) % MPS_CONN_OUTQ];
+			uint64_t start = rec->pay_dsn;
+
+			if (rec->pay_len == 0)
+				continue;
+			if (k == 0 && sf->head_off > rec->head_len)
+				start += sf->head_off - rec->head_len;
+			if (mps_dsn_before(start, keep))
+				keep = start;
+		}
+	}
+	if (mps_dsn_after(keep, conn->snd_base)) {
+		ring_drop(&conn->snd, (size_t)(keep - conn->snd_base));
+		conn->snd_base = keep;
+	}
+}
+
+/*
  * Subflow sf broke the protocol: reset it with MP_TCPRST (RFC 8684
  * section 3.6; v0 has no MP_TCPRST, so MP_FASTCLOSE says it there).  With
- * one subflow, the connection goes with it.  Returns err, negative.
+ * no other live subflow, the connection goes with it.  Returns err,
+ * negative.
  */
 static int
 sf_fail(struct mps_conn *conn, struct mps_sf *sf, int err, uint8_t reason)
 {
-	sf->dead = true;
 	conn->stats.protocol_errors++;
+	if (!sf_live(sf) || mps__conn_has_other(conn, sf)) {
+		mps__sf_reset_alone(conn, sf, ECONNRESET, reason);
+		return err;
+	}
+	sf->dead = true;
 	conn_reset(conn, ECONNRESET);
 	if (conn->version == MPS_VERSION_1) {
 		conn->tcprst_due = true;
@@ -419,6 +315,7 @@ static void snd_rebase(struct mps_conn *conn)
 	int i;
 
 	conn->snd_una = first;
+	conn->snd_base = first;
 	conn->snd_nxt = first;
 	conn->snd_wr = first;
 	conn->snd_end = first + held;
@@ -482,6 +379,8 @@ static int conn_init(struct mps_conn *conn,
 	conn->tokens = tokens;
 	conn->state = MPS_CONN_HANDSHAKE;
 	conn->created_us = now_us;
+	conn->now_us = now_us;
+	conn->una_since_us = now_us;
 	conn->version = params->version;
 	err = ring_init(&conn->snd, params->snd_buf);
 	if (!err)
@@ -531,25 +430,36 @@ void mps_conn_free(struct mps_conn *conn)
 	free(conn);
 }
 
-int mps_conn_sf_add(struct mps_conn *conn)
+/* A fresh subflow slot, or NULL when every slot was used. */
+struct mps_sf *mps__sf_new(struct mps_conn *conn)
 {
 	struct mps_sf *sf;
 
-	/* TODO: MP_JOIN subflows; until then one subflow per connection. */
-	if (conn->nsf >= 1)
-		return -EOPNOTSUPP;
-	if (conn_is_over(conn))
-		return -ENOTCONN;
-
-	sf = &conn->sf[conn->nsf];
+	if (conn->nsf >= MPS_CONN_MAX_SF)
+		return NULL;
+	sf = &conn->sf[conn->nsf++];
 	memset(sf, 0, sizeof(*sf));
 	sf->used = true;
 	sf->rx_ssn = 1;
 	sf->tx_ssn = 1;
 	sf->ack_rcvd = conn->snd_una;
+	sf->red_nxt = conn->snd_una;
+	sf->room = MPS_SF_ROOM_UNKNOWN;
+	return sf;
+}
+
+int mps_conn_sf_add(struct mps_conn *conn)
+{
+	/* Further subflows join: mps_conn_sf_add_join(), _accept_join(). */
+	if (conn->nsf >= 1)
+		return -EOPNOTSUPP;
+	if (conn_is_over(conn))
+		return -ENOTCONN;
+
+	mps__sf_new(conn);
 	if (conn->role == MPS_ROLE_CLIENT && conn->state == MPS_CONN_HANDSHAKE)
 		conn->mpc_due = true;
-	return conn->nsf++;
+	return 0;
 }
 
 /*
@@ -562,12 +472,12 @@ static unsigned int sf_outq_room(const struct mps_sf *sf)
 }
 
 /* Queues a record whose payload, if any, is in the send ring. */
-static int sf_emit(struct mps_conn *conn,
-		   struct mps_sf *sf,
-		   const struct mps_option *opt,
-		   uint64_t pay_dsn,
-		   size_t pay_len,
-		   bool fin)
+int mps__sf_emit(struct mps_conn *conn,
+		 struct mps_sf *sf,
+		 const struct mps_option *opt,
+		 uint64_t pay_dsn,
+		 size_t pay_len,
+		 bool fin)
 {
 	struct mps_out_rec *rec;
 	unsigned int slot;
@@ -588,6 +498,7 @@ static int sf_emit(struct mps_conn *conn,
 	rec->pay_len = (uint32_t)pay_len;
 	rec->fin = fin;
 	sf->outq_len++;
+	sf->outq_bytes += (size_t)n + pay_len;
 	conn->stats.records_out++;
 	return 0;
 }
@@ -603,7 +514,7 @@ static uint16_t snd_csum(const struct mps_conn *conn,
 	struct iovec iov[2];
 	int n;
 
-	n = ring_iov(&conn->snd, dsn - conn->snd_una, pay_len, iov);
+	n = ring_iov(&conn->snd, dsn - conn->snd_base, pay_len, iov);
 	mps_dss_csum_start(&csum, dsn, ssn, data_len, 0);
 	mps_csum_add_iov(&csum, iov, (size_t)n);
 	return mps_csum_final(&csum);
@@ -618,16 +529,42 @@ dss_add_ack(struct mps_conn *conn, struct mps_sf *sf, struct mps_dss *dss)
 	dss->flags |= MPS_DSS_ACK | MPS_DSS_ACK64;
 	dss->data_ack = rcv_data_ack(conn);
 	sf->ack_sent = dss->data_ack;
+	sf->ack_first = false;
+	sf->ack_now = false;
 	conn->ack_due = false;
 }
 
-/* A DSS mapping of n bytes at snd_nxt, with DATA_FIN if fin. */
-static int
-sf_emit_data(struct mps_conn *conn, struct mps_sf *sf, size_t n, bool fin)
+static bool snd_outstanding(const struct mps_conn *conn)
+{
+	return mps_dsn_after(conn->snd_nxt, conn->snd_una) || conn->nreinj;
+}
+
+/* Payload of n bytes at dsn went into a record on sf. */
+static void
+sf_sent(struct mps_conn *conn, struct mps_sf *sf, uint64_t dsn, size_t n)
+{
+	if (n == 0)
+		return;
+	if (!snd_outstanding(conn))
+		conn->una_moved = true; /* the stall clock starts */
+	mps__ranges_add(sf->sent, &sf->nsent, MPS_SF_RANGES, dsn, n);
+	sf->tx_ssn += (uint32_t)n;
+	sf->bytes_out += n;
+	conn->stats.bytes_out += n;
+}
+
+/*
+ * A DSS mapping of n bytes at dsn, with DATA_FIN if fin (a bare DATA_FIN
+ * when n is 0).  The caller moves its own send position.
+ */
+static int sf_emit_map(struct mps_conn *conn,
+		       struct mps_sf *sf,
+		       uint64_t dsn,
+		       size_t n,
+		       bool fin)
 {
 	struct mps_option opt = {.subtype = MPS_DSS};
 	struct mps_dss *dss = &opt.dss;
-	uint64_t dsn = fin && n == 0 ? conn->snd_end : conn->snd_nxt;
 	int err;
 
 	if (sf_outq_room(sf) == 0)
@@ -643,29 +580,38 @@ sf_emit_data(struct mps_conn *conn, struct mps_sf *sf, size_t n, bool fin)
 	}
 	dss_add_ack(conn, sf, dss);
 
-	err = sf_emit(conn, sf, &opt, dsn, n, fin);
+	err = mps__sf_emit(conn, sf, &opt, dsn, n, fin);
 	if (err)
 		return err;
 
-	conn->snd_nxt += n;
-	sf->tx_ssn += (uint32_t)n;
-	conn->stats.bytes_out += n;
-	if (fin)
+	sf_sent(conn, sf, dsn, n);
+	if (fin) {
 		conn->fin_sent = true;
+		sf->carried_fin = true;
+	}
 	return 0;
 }
 
-/* Bytes at snd_nxt that the peer's window lets out now, up to max. */
-static size_t snd_sendable(const struct mps_conn *conn, size_t max)
+/* Bytes from pos on that the peer's window lets out now, up to max. */
+static size_t
+snd_sendable_at(const struct mps_conn *conn, uint64_t pos, size_t max)
 {
-	uint64_t unsent = conn->snd_end - conn->snd_nxt;
+	uint64_t unsent = 0;
 	uint64_t wnd = 0;
 
-	if (mps_dsn_after(conn->snd_right, conn->snd_nxt))
-		wnd = conn->snd_right - conn->snd_nxt;
+	if (mps_dsn_after(conn->snd_end, pos))
+		unsent = conn->snd_end - pos;
+	if (mps_dsn_after(conn->snd_right, pos))
+		wnd = conn->snd_right - pos;
 	if (unsent > wnd)
 		unsent = wnd;
 	return unsent < max ? (size_t)unsent : max;
+}
+
+/* New bytes at snd_nxt that the peer's window lets out now, up to max. */
+static size_t snd_sendable(const struct mps_conn *conn, size_t max)
+{
+	return snd_sendable_at(conn, conn->snd_nxt, max);
 }
 
 /* Data may go out: after our MP_CAPABLE, which follows the client's. */
@@ -688,7 +634,7 @@ static int sf_emit_mpc(struct mps_conn *conn, struct mps_sf *sf)
 	mpc->flags = MPS_MPC_HMAC | (csum ? MPS_MPC_CHECKSUM : 0);
 	mpc->nkeys = 1;
 	mpc->sender_key = conn->local.key;
-	return sf_emit(conn, sf, &opt, 0, 0, false);
+	return mps__sf_emit(conn, sf, &opt, 0, 0, false);
 }
 
 /*
@@ -720,19 +666,20 @@ static int sf_emit_mpc_ack(struct mps_conn *conn, struct mps_sf *sf)
 				snd_csum(conn, first, 1, (uint16_t)n, n);
 	}
 
-	err = sf_emit(conn, sf, &opt, first, n, false);
+	err = mps__sf_emit(conn, sf, &opt, first, n, false);
 	if (err)
 		return err;
 
+	sf_sent(conn, sf, first, n);
 	conn->snd_nxt += n;
-	sf->tx_ssn += (uint32_t)n;
-	conn->stats.bytes_out += n;
 	conn->mpc_ack_due = false;
 	return 0;
 }
 
 static void sf_fill_handshake(struct mps_conn *conn, struct mps_sf *sf)
 {
+	if (sf_index(conn, sf) != 0)
+		return;
 	if (conn->mpc_due && sf_emit_mpc(conn, sf) == 0) {
 		conn->mpc_due = false;
 		conn->mpc_sent = true;
@@ -741,20 +688,161 @@ static void sf_fill_handshake(struct mps_conn *conn, struct mps_sf *sf)
 		sf_emit_mpc_ack(conn, sf);
 }
 
-static void sf_fill_data(struct mps_conn *conn, struct mps_sf *sf)
+/* Bytes the caller may still write to sf before its room is used up. */
+static uint64_t sf_room_left(const struct mps_sf *sf)
 {
-	while (snd_allowed(conn) && sf->outq_len < MPS_CONN_OUTQ_DATA) {
-		size_t n = snd_sendable(conn, MPS_WIRE_PAYLOAD_MAX);
+	if (sf->room == MPS_SF_ROOM_UNKNOWN)
+		return MPS_SF_ROOM_UNKNOWN;
+	return sf->room > sf->outq_bytes ? sf->room - sf->outq_bytes : 0;
+}
+
+/*
+ * The largest data record worth cutting for sf now, when want bytes wait:
+ * 0 when its out queue is full, or its room is smaller than both want and
+ * MPS_SCHED_MIN_CHUNK (no tiny records while a bigger write is coming).
+ */
+static size_t sf_chunk_max(const struct mps_sf *sf, size_t want)
+{
+	uint64_t left = sf_room_left(sf);
+
+	if (sf->outq_len >= MPS_CONN_OUTQ_DATA || want == 0)
+		return 0;
+	if (left >= MPS_WIRE_PAYLOAD_MAX)
+		return MPS_WIRE_PAYLOAD_MAX;
+	if (left < MPS_SCHED_MIN_CHUNK && left < want)
+		return 0;
+	return (size_t)left;
+}
+
+/* The scheduler's view of every subflow. */
+static void sched_snapshot(const struct mps_conn *conn,
+			   struct mps_sched_path p[MPS_CONN_MAX_SF])
+{
+	int i;
+
+	for (i = 0; i < conn->nsf; i++) {
+		const struct mps_sf *sf = &conn->sf[i];
+
+		p[i].usable = sf_data_ok(sf);
+		p[i].backup = sf->backup_local || sf->backup_peer;
+		p[i].srtt_us = sf->have_m ? sf->m.srtt_us : 0;
+		p[i].rate = sf->have_m ? mps_sched_rate(&sf->m) : 0;
+		p[i].queued = sf->notsent + sf->outq_bytes;
+		p[i].room = sf_room_left(sf);
+	}
+}
+
+/* Whether sf may carry data at all (the backup rule). */
+static bool sf_may_send(const struct mps_conn *conn, const struct mps_sf *sf)
+{
+	struct mps_sched_path p[MPS_CONN_MAX_SF];
+
+	sched_snapshot(conn, p);
+	return mps_sched_eligible(p, conn->nsf, sf_index(conn, sf));
+}
+
+/* Whether the scheduler gives the next n new bytes to sf. */
+static bool
+sched_pick(const struct mps_conn *conn, const struct mps_sf *sf, size_t n)
+{
+	struct mps_sched_path p[MPS_CONN_MAX_SF];
+	int self = sf_index(conn, sf);
+
+	sched_snapshot(conn, p);
+	if (conn->params.sched != MPS_SCHED_ROUNDROBIN)
+		return mps_sched_earliest(p, conn->nsf, self, n);
+	/* A turn lasts a quantum, so that a scrap of data is not a turn. */
+	if (conn->rr_sent < MPS_SCHED_RR_QUANTUM && conn->rr_last < conn->nsf &&
+	    mps_sched_eligible(p, conn->nsf, conn->rr_last) &&
+	    p[conn->rr_last].room > 0)
+		return conn->rr_last == self;
+	return mps_sched_roundrobin(p, conn->nsf, conn->rr_last) == self;
+}
+
+/*
+ * Reinjection (RFC 8684 section 3.3.6): data of a failed or stalled
+ * subflow goes out again ahead of new data.
+ */
+static void sf_fill_reinject(struct mps_conn *conn, struct mps_sf *sf)
+{
+	for (;;) {
+		struct mps_range *r = &conn->reinj[0];
+		size_t max, n;
+
+		mps__ranges_trim(conn->reinj, &conn->nreinj, conn->snd_una);
+		if (conn->nreinj == 0)
+			return;
+		max = sf_chunk_max(sf, r->len > SIZE_MAX ? SIZE_MAX : r->len);
+		n = r->len < max ? (size_t)r->len : max;
+		if (n == 0 || sf_emit_map(conn, sf, r->dsn, n, false))
+			return;
+		sf->reinjected += n;
+		conn->stats.reinjected_bytes += n;
+		r->dsn += n;
+		r->len -= n;
+		if (r->len == 0)
+			memmove(conn->reinj,
+				conn->reinj + 1,
+				--conn->nreinj * sizeof(*r));
+	}
+}
+
+/* New data at snd_nxt, chunk by chunk, while the scheduler says so. */
+static void sf_fill_new(struct mps_conn *conn, struct mps_sf *sf)
+{
+	for (;;) {
+		size_t max = sf_chunk_max(sf, snd_sendable(conn, SIZE_MAX));
+		size_t n = snd_sendable(conn, max);
 		bool fin;
 
-		if (n == 0)
-			break;
+		if (n == 0 || !sched_pick(conn, sf, n))
+			return;
 		/* The DATA_FIN rides on the last data when it can. */
 		fin = conn->app_shut && conn->peer_known &&
 		      conn->snd_nxt + n == conn->snd_end;
-		if (sf_emit_data(conn, sf, n, fin))
-			break;
+		if (sf_emit_map(conn, sf, conn->snd_nxt, n, fin))
+			return;
+		conn->snd_nxt += n;
+		if (conn->rr_last != sf_index(conn, sf)) {
+			conn->rr_last = sf_index(conn, sf);
+			conn->rr_sent = 0;
+		}
+		conn->rr_sent += n;
 	}
+}
+
+/* Redundant: sf sends every byte from its own position on. */
+static void sf_fill_redundant(struct mps_conn *conn, struct mps_sf *sf)
+{
+	if (mps_dsn_before(sf->red_nxt, conn->snd_una))
+		sf->red_nxt = conn->snd_una;
+	for (;;) {
+		size_t want = snd_sendable_at(conn, sf->red_nxt, SIZE_MAX);
+		size_t n = snd_sendable_at(
+			conn, sf->red_nxt, sf_chunk_max(sf, want));
+		bool fin;
+
+		if (n == 0)
+			return;
+		fin = conn->app_shut && conn->peer_known && !conn->fin_sent &&
+		      sf->red_nxt + n == conn->snd_end;
+		if (sf_emit_map(conn, sf, sf->red_nxt, n, fin))
+			return;
+		sf->red_nxt += n;
+		if (mps_dsn_after(sf->red_nxt, conn->snd_nxt))
+			conn->snd_nxt = sf->red_nxt;
+	}
+}
+
+static void sf_fill_data(struct mps_conn *conn, struct mps_sf *sf)
+{
+	if (!snd_allowed(conn) || !sf_data_ok(sf) || !sf_may_send(conn, sf))
+		return;
+	sf_fill_reinject(conn, sf);
+	if (conn->params.sched == MPS_SCHED_REDUNDANT)
+		sf_fill_redundant(conn, sf);
+	else
+		sf_fill_new(conn, sf);
 }
 
 /* A bare DATA_FIN when the last data left without it. */
@@ -764,7 +852,9 @@ static void sf_fill_fin(struct mps_conn *conn, struct mps_sf *sf)
 		return;
 	if (!snd_allowed(conn) || conn->snd_nxt != conn->snd_end)
 		return;
-	sf_emit_data(conn, sf, 0, true);
+	if (!sf_data_ok(sf) || !sf_may_send(conn, sf) || conn->nreinj > 0)
+		return;
+	sf_emit_map(conn, sf, conn->snd_end, 0, true);
 }
 
 /* An ACK-only DSS (RFC 8684 section 3.3.2). */
@@ -775,7 +865,7 @@ static int sf_emit_ack(struct mps_conn *conn, struct mps_sf *sf)
 	if (sf_outq_room(sf) == 0)
 		return -ENOBUFS;
 	dss_add_ack(conn, sf, &opt.dss);
-	return sf_emit(conn, sf, &opt, 0, 0, false);
+	return mps__sf_emit(conn, sf, &opt, 0, 0, false);
 }
 
 /* The right edge this end can take now: the rcv ring's free space. */
@@ -791,7 +881,8 @@ static bool rcv_window_due(const struct mps_conn *conn)
 
 	if (step == 0)
 		step = 1;
-	return rcv_right_now(conn) - conn->rcv_right >= step;
+	return conn->window_force ||
+	       rcv_right_now(conn) - conn->rcv_right >= step;
 }
 
 /* The private data-window option, relative to the last data ACK sent. */
@@ -803,10 +894,25 @@ static int sf_emit_window(struct mps_conn *conn, struct mps_sf *sf)
 
 	opt.mp_experimental.type = MPS_EXP_DATA_WINDOW;
 	opt.mp_experimental.data_window = (uint32_t)(right - sf->ack_sent);
-	err = sf_emit(conn, sf, &opt, 0, 0, false);
-	if (!err)
+	err = mps__sf_emit(conn, sf, &opt, 0, 0, false);
+	if (!err) {
 		conn->rcv_right = right;
+		conn->window_force = false;
+	}
 	return err;
+}
+
+/*
+ * Whether a pure data ACK should leave on sf: on the subflow data last
+ * arrived on, unless that one cannot send promptly.
+ */
+static bool sf_takes_ack(const struct mps_conn *conn, const struct mps_sf *sf)
+{
+	const struct mps_sf *pref = &conn->sf[conn->ack_sf];
+
+	if (sf == pref || sf->ack_now)
+		return true;
+	return !sf_data_ok(pref) || pref->outq_len > 0;
 }
 
 static void sf_fill_control(struct mps_conn *conn, struct mps_sf *sf)
@@ -816,12 +922,35 @@ static void sf_fill_control(struct mps_conn *conn, struct mps_sf *sf)
 	if (!conn->peer_known || !conn->mpc_sent || conn->mpc_ack_due)
 		return;
 	window = rcv_window_due(conn);
-	if (window && sf->ack_sent != rcv_data_ack(conn))
+	if (window && (sf->ack_first || sf->ack_sent != rcv_data_ack(conn)))
 		conn->ack_due = true;
-	if (conn->ack_due && sf_outq_room(sf) >= (window ? 2u : 1u))
+	if ((conn->ack_due || sf->ack_now) &&
+	    (window || sf_takes_ack(conn, sf)) &&
+	    sf_outq_room(sf) >= (window ? 2u : 1u))
 		sf_emit_ack(conn, sf);
-	if (window && !conn->ack_due)
+	if (window && !conn->ack_due && !sf->ack_first)
 		sf_emit_window(conn, sf);
+}
+
+/* MP_PRIO for this subflow, then signals waiting for any subflow. */
+static void sf_fill_signals(struct mps_conn *conn, struct mps_sf *sf)
+{
+	if (!sf_live(sf) || conn->state != MPS_CONN_ESTABLISHED)
+		return;
+	if (sf->prio_due) {
+		struct mps_option opt = {.subtype = MPS_MP_PRIO};
+
+		opt.mp_prio.backup = sf->backup_local;
+		if (mps__sf_emit(conn, sf, &opt, 0, 0, false) == 0)
+			sf->prio_due = false;
+	}
+	while (conn->nsig > 0 && sf_outq_room(sf) > 0) {
+		if (mps__sf_emit(conn, sf, &conn->sig[0], 0, 0, false))
+			return;
+		memmove(conn->sig,
+			conn->sig + 1,
+			--conn->nsig * sizeof(conn->sig[0]));
+	}
 }
 
 /* After a reset: MP_FASTCLOSE or MP_TCPRST, once. */
@@ -841,10 +970,22 @@ static void sf_fill_reset(struct mps_conn *conn, struct mps_sf *sf)
 		return;
 	}
 
-	if (sf_emit(conn, sf, &opt, 0, 0, false) == 0) {
+	if (mps__sf_emit(conn, sf, &opt, 0, 0, false) == 0) {
 		conn->fastclose_due = false;
 		conn->tcprst_due = false;
 	}
+}
+
+/* A subflow reset alone: its MP_TCPRST. */
+static void sf_fill_sf_reset(struct mps_conn *conn, struct mps_sf *sf)
+{
+	struct mps_option opt = {.subtype = MPS_MP_TCPRST};
+
+	if (!sf->rst_due)
+		return;
+	opt.mp_tcprst.reason = sf->rst_reason;
+	if (mps__sf_emit(conn, sf, &opt, 0, 0, false) == 0)
+		sf->rst_due = false;
 }
 
 /* Cuts what subflow sf should carry next into its out queue. */
@@ -852,66 +993,57 @@ static void sf_fill(struct mps_conn *conn, struct mps_sf *sf)
 {
 	if (sf->closed)
 		return;
+	if (sf->failed) {
+		sf_fill_sf_reset(conn, sf);
+		return;
+	}
 	if (conn->state == MPS_CONN_RESET) {
 		sf_fill_reset(conn, sf);
 		return;
 	}
-	if (conn->tx_raw)
+	if (conn->tx_raw || sf->phase != SF_OPEN)
 		return;
 
 	sf_fill_handshake(conn, sf);
+	sf_fill_signals(conn, sf);
 	sf_fill_data(conn, sf);
 	sf_fill_fin(conn, sf);
 	sf_fill_control(conn, sf);
 }
 
-/* Adds the iovecs of one piece, skipping *skip bytes first. */
-static int iov_add(struct iovec *iov,
-		   int n,
-		   int iovcnt,
-		   const void *base,
-		   size_t len,
-		   size_t *skip)
+/* Adds one piece to iov; returns the new count. */
+static int
+iov_push(struct iovec *iov, int n, int iovcnt, const void *base, size_t len)
 {
 	if (n >= iovcnt || len == 0)
 		return n;
-	if (*skip >= len) {
-		*skip -= len;
-		return n;
-	}
-	iov[n].iov_base = (uint8_t *)base + *skip;
-	iov[n].iov_len = len - *skip;
-	*skip = 0;
+	iov[n].iov_base = (void *)(uintptr_t)base;
+	iov[n].iov_len = len;
 	return n + 1;
 }
 
+/* The iovecs of a record from its byte off on (those before are written). */
 static int rec_iov(const struct mps_conn *conn,
 		   const struct mps_out_rec *rec,
+		   size_t off,
 		   struct iovec *iov,
 		   int n,
-		   int iovcnt,
-		   size_t *skip)
+		   int iovcnt)
 {
-	uint64_t cut = 0;
+	size_t pw = off > rec->head_len ? off - rec->head_len : 0;
 	struct iovec pay[2];
 	int npay;
 	int i;
 
-	/*
-	 * The peer may have acked the written front of the first record's
-	 * payload: it left the ring, and skip covers it.
-	 */
-	if (rec->pay_len > 0 && mps_dsn_before(rec->pay_dsn, conn->snd_una))
-		cut = conn->snd_una - rec->pay_dsn;
-	n = iov_add(iov, n, iovcnt, rec->head, rec->head_len, skip);
-	*skip -= (size_t)cut;
+	if (off < rec->head_len)
+		n = iov_push(
+			iov, n, iovcnt, rec->head + off, rec->head_len - off);
 	npay = ring_iov(&conn->snd,
-			rec->pay_dsn + cut - conn->snd_una,
-			rec->pay_len - (size_t)cut,
+			rec->pay_dsn + pw - conn->snd_base,
+			rec->pay_len - pw,
 			pay);
 	for (i = 0; i < npay; i++)
-		n = iov_add(
-			iov, n, iovcnt, pay[i].iov_base, pay[i].iov_len, skip);
+		n = iov_push(iov, n, iovcnt, pay[i].iov_base, pay[i].iov_len);
 	return n;
 }
 
@@ -921,7 +1053,6 @@ int mps_conn_sf_peek(struct mps_conn *conn,
 		     int iovcnt)
 {
 	struct mps_sf *sf = conn_sf(conn, sfi);
-	size_t skip;
 	unsigned int k;
 	int n = 0;
 
@@ -929,27 +1060,30 @@ int mps_conn_sf_peek(struct mps_conn *conn,
 		return 0;
 
 	sf_fill(conn, sf);
-	skip = sf->head_off;
 	for (k = 0; k < sf->outq_len && n < iovcnt; k++) {
 		unsigned int slot = (sf->outq_head + k) % MPS_CONN_OUTQ;
 
-		n = rec_iov(conn, &sf->outq[slot], iov, n, iovcnt, &skip);
+		n = rec_iov(conn,
+			    &sf->outq[slot],
+			    k == 0 ? sf->head_off : 0,
+			    iov,
+			    n,
+			    iovcnt);
 	}
 
 	if (conn->tx_raw && k == sf->outq_len && !sf->closed) {
 		struct iovec raw[2];
 		int nraw = ring_iov(&conn->snd,
-				    conn->snd_nxt - conn->snd_una,
+				    conn->snd_nxt - conn->snd_base,
 				    conn->snd_end - conn->snd_nxt,
 				    raw);
 
 		for (k = 0; k < (unsigned int)nraw; k++)
-			n = iov_add(iov,
-				    n,
-				    iovcnt,
-				    raw[k].iov_base,
-				    raw[k].iov_len,
-				    &skip);
+			n = iov_push(iov,
+				     n,
+				     iovcnt,
+				     raw[k].iov_base,
+				     raw[k].iov_len);
 	}
 
 	return n;
@@ -971,6 +1105,7 @@ sf_consume_rec(struct mps_conn *conn, struct mps_sf *sf, size_t take)
 	}
 
 	sf->head_off = after;
+	sf->outq_bytes -= take;
 	if (after < (size_t)rec->head_len + rec->pay_len)
 		return;
 
@@ -990,9 +1125,18 @@ static void sf_consume_raw(struct mps_conn *conn, size_t n)
 		n = (size_t)unsent;
 	conn->snd_nxt += n;
 	conn->snd_wr = conn->snd_nxt;
-	ring_drop(&conn->snd, (size_t)(conn->snd_nxt - conn->snd_una));
+	ring_drop(&conn->snd, (size_t)(conn->snd_nxt - conn->snd_base));
 	conn->snd_una = conn->snd_nxt;
+	conn->snd_base = conn->snd_nxt;
 	conn->stats.bytes_out += n;
+}
+
+/* The caller wrote n more bytes into sf's kernel socket. */
+static void sf_wrote(struct mps_sf *sf, size_t n)
+{
+	if (sf->room != MPS_SF_ROOM_UNKNOWN)
+		sf->room = sf->room > n ? sf->room - n : 0;
+	sf->notsent += n;
 }
 
 void mps_conn_sf_consume(struct mps_conn *conn, int sfi, size_t n)
@@ -1002,6 +1146,7 @@ void mps_conn_sf_consume(struct mps_conn *conn, int sfi, size_t n)
 	if (!sf)
 		return;
 
+	sf_wrote(sf, n);
 	while (n > 0 && sf->outq_len > 0) {
 		struct mps_out_rec *rec = &sf->outq[sf->outq_head];
 		size_t left = rec->head_len + rec->pay_len - sf->head_off;
@@ -1013,6 +1158,8 @@ void mps_conn_sf_consume(struct mps_conn *conn, int sfi, size_t n)
 
 	if (n > 0 && conn->tx_raw)
 		sf_consume_raw(conn, n);
+	if (conn->snd_base != conn->snd_una)
+		mps__snd_release(conn);
 }
 
 /*
@@ -1147,7 +1294,9 @@ static int rx_payload(struct mps_conn *conn,
 
 	sf->rx_pay_done += n;
 	sf->rx_ssn += (uint32_t)n;
+	sf->bytes_in += n;
 	conn->stats.bytes_in += n;
+	conn->ack_sf = sf_index(conn, sf);
 	if (sf->rx_pay_done == sf->rx_pay_len)
 		return rx_payload_end(conn, sf);
 	if (!sf->rx_csum_on)
@@ -1180,6 +1329,7 @@ static int rx_map_start(struct mps_conn *conn,
 	if (conn->rcv_fin_seen && mps_dsn_after(end, conn->rcv_fin_dsn))
 		return sf_protocol_error(conn, sf);
 
+	conn->first_map = true;
 	sf->rx_dsn = dsn;
 	sf->rx_pay_len = pay_len;
 	sf->rx_pay_done = 0;
@@ -1214,6 +1364,20 @@ static int rx_bare_fin(struct mps_conn *conn,
 	return 0;
 }
 
+/* The data ACK moved to snd_una: forget what it covers. */
+static void snd_acked(struct mps_conn *conn)
+{
+	int i;
+
+	conn->una_moved = true;
+	conn->first_map = true; /* the peer took a mapping of ours */
+	for (i = 0; i < conn->nsf; i++)
+		mps__ranges_trim(
+			conn->sf[i].sent, &conn->sf[i].nsent, conn->snd_una);
+	mps__ranges_trim(conn->reinj, &conn->nreinj, conn->snd_una);
+	mps__snd_release(conn);
+}
+
 /* A data ACK (RFC 8684 section 3.3.2) frees what it covers. */
 static int
 rx_data_ack(struct mps_conn *conn, struct mps_sf *sf, const struct mps_dss *dss)
@@ -1226,16 +1390,16 @@ rx_data_ack(struct mps_conn *conn, struct mps_sf *sf, const struct mps_dss *dss)
 	sf->ack_rcvd = ack;
 	if (mps_dsn_after(ack, conn->snd_wr))
 		return sf_protocol_error(conn, sf); /* acks unsent data */
-	if (!mps_dsn_after(ack, conn->snd_una) &&
-	    !(conn->fin_sent && ack == conn->snd_end + 1))
+	if (!mps_dsn_after(ack, conn->snd_una))
 		return 0;
 
 	data_end = mps_dsn_min(ack, conn->snd_end);
 	if (mps_dsn_after(data_end, conn->snd_una)) {
-		ring_drop(&conn->snd, (size_t)(data_end - conn->snd_una));
 		conn->snd_una = data_end;
+		snd_acked(conn);
 	}
-	if (conn->fin_sent && ack == conn->snd_end + 1 && !conn->fin_acked) {
+	/* snd_wr passed snd_end only once our DATA_FIN was written. */
+	if (ack == conn->snd_end + 1 && !conn->fin_acked) {
 		conn->fin_acked = true;
 		conn_check_closed(conn);
 	}
@@ -1421,9 +1585,13 @@ static int rx_fastclose(struct mps_conn *conn,
 	return 0;
 }
 
-/* RFC 8684 section 3.6: the peer resets this subflow, our only one. */
+/* RFC 8684 section 3.6: the peer resets this subflow. */
 static int rx_tcprst(struct mps_conn *conn, struct mps_sf *sf)
 {
+	if (mps__conn_has_other(conn, sf)) {
+		mps__sf_lose(conn, sf, ECONNRESET);
+		return 0;
+	}
 	sf->dead = true;
 	conn_reset(conn, ECONNRESET);
 	return 0;
@@ -1435,6 +1603,12 @@ static int rx_record(struct mps_conn *conn,
 		     size_t pay_len)
 {
 	conn->stats.records_in++;
+	if (sf->phase != SF_OPEN) {
+		int rc = mps__rx_join_phase(conn, sf, opt);
+
+		if (rc <= 0)
+			return rc;
+	}
 	if (opt->subtype == MPS_MP_CAPABLE)
 		return rx_mpc(conn, sf, &opt->mp_capable, pay_len);
 	if (!conn->peer_known)
@@ -1450,11 +1624,11 @@ static int rx_record(struct mps_conn *conn,
 	case MPS_MP_TCPRST:
 		return rx_tcprst(conn, sf);
 	case MPS_ADD_ADDR:
+		return mps__rx_add_addr(conn, &opt->add_addr);
 	case MPS_REMOVE_ADDR:
+		return mps__rx_remove_addr(conn, &opt->remove_addr);
 	case MPS_MP_PRIO:
-		/* TODO: the path manager; they change nothing yet. */
-		conn->stats.options_ignored++;
-		return 0;
+		return mps__rx_mp_prio(conn, sf, &opt->mp_prio);
 	default:
 		return sf_protocol_error(conn, sf);
 	}
@@ -1637,24 +1811,36 @@ size_t mps_conn_sf_rx_room(const struct mps_conn *conn, int sfi)
 	return SIZE_MAX;
 }
 
+/* Forgets what was queued for a subflow whose socket is gone. */
+static void sf_clear_outq(struct mps_conn *conn, struct mps_sf *sf)
+{
+	sf->outq_len = 0;
+	sf->head_off = 0;
+	sf->outq_bytes = 0;
+	mps__snd_release(conn);
+}
+
 void mps_conn_sf_closed(struct mps_conn *conn, int sfi, int err)
 {
 	struct mps_sf *sf = conn_sf(conn, sfi);
+	bool was_live;
 
-	if (!sf)
+	if (!sf || sf->closed)
 		return;
+	was_live = sf_live(sf);
 	sf->closed = true;
 	sf->dead = true;
-	sf->outq_len = 0;
-	sf->head_off = 0;
-	if (conn_is_over(conn))
+	if (conn_is_over(conn) || sf->failed) {
+		sf_clear_outq(conn, sf);
 		return;
+	}
 
 	if (rx_awaits_first(conn)) {
 		/* No record came: a plain client that left. */
 		rx_fall_back(conn, sf);
 	}
 	if (conn->state == MPS_CONN_FALLBACK) {
+		sf_clear_outq(conn, sf);
 		if (err)
 			conn_reset(conn, err);
 		else
@@ -1665,9 +1851,17 @@ void mps_conn_sf_closed(struct mps_conn *conn, int sfi, int err)
 	/* All done: the peer finished, and has all we sent. */
 	if (conn->rcv_fin_done && conn->snd_una == conn->snd_end &&
 	    (!conn->fin_sent || conn->fin_acked)) {
+		sf_clear_outq(conn, sf);
 		conn->state = MPS_CONN_CLOSED;
 		return;
 	}
+	/* A join that never came up, or one of several: the rest go on. */
+	if (!was_live || mps__conn_has_other(conn, sf)) {
+		mps__sf_lose(conn, sf, err);
+		sf_clear_outq(conn, sf);
+		return;
+	}
+	sf_clear_outq(conn, sf);
 	conn_reset(conn, err ? err : ECONNRESET);
 }
 
@@ -1682,6 +1876,8 @@ bool mps_conn_sf_done(const struct mps_conn *conn, int sfi)
 		return true;
 	if (sf->outq_len > 0)
 		return false;
+	if (sf->failed)
+		return !sf->rst_due;
 
 	switch (conn->state) {
 	case MPS_CONN_RESET:
@@ -1762,7 +1958,8 @@ void mps_conn_abort(struct mps_conn *conn)
 	conn_reset(conn, ECONNABORTED);
 }
 
-uint64_t mps_conn_tick(struct mps_conn *conn, uint64_t now_us)
+/* The fallback timer of a server still waiting for the first record. */
+static uint64_t tick_fallback(struct mps_conn *conn, uint64_t now_us)
 {
 	uint64_t deadline;
 
@@ -1780,6 +1977,19 @@ uint64_t mps_conn_tick(struct mps_conn *conn, uint64_t now_us)
 	else
 		conn_fall_back(conn);
 	return 0;
+}
+
+uint64_t mps_conn_tick(struct mps_conn *conn, uint64_t now_us)
+{
+	uint64_t fb, st;
+
+	if (now_us > conn->now_us)
+		conn->now_us = now_us;
+	fb = tick_fallback(conn, now_us);
+	st = mps__tick_stall(conn);
+	if (fb == 0 || (st != 0 && st < fb))
+		return st;
+	return fb;
 }
 
 enum mps_conn_state mps_conn_state(const struct mps_conn *conn)
@@ -1801,6 +2011,8 @@ int mps_conn_error(const struct mps_conn *conn)
 
 void mps_conn_get_info(const struct mps_conn *conn, struct mps_conn_info *info)
 {
+	int i;
+
 	memset(info, 0, sizeof(*info));
 	info->state = conn->state;
 	info->version = conn->version;
@@ -1817,4 +2029,7 @@ void mps_conn_get_info(const struct mps_conn *conn, struct mps_conn_info *info)
 	if (conn->reasm_ready)
 		info->reasm_mem = mps_reasm_mem_used(&conn->reasm);
 	info->stats = conn->stats;
+	info->nsf = conn->nsf;
+	for (i = 0; i < conn->nsf; i++)
+		mps__sf_get_info(&conn->sf[i], &info->sf[i]);
 }

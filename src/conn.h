@@ -18,9 +18,24 @@
  * Threads: a connection is owned by the event-loop thread of its process;
  * no function here may be called from any other thread.
  *
- * Subflows are numbered from 0 (the initial subflow) in the order the
- * caller adds them.  This interface carries one subflow today; the numbers
- * exist so that MP_JOIN subflows can be added without changing it.
+ * Subflows are numbered from 0 (the initial subflow) in the order they
+ * are added: mps_conn_sf_add() for the initial one, then
+ * mps_conn_sf_add_join() (this end opens an MP_JOIN subflow) and
+ * mps_conn_sf_accept_join() (the peer opened one).  A number stays valid
+ * for the connection's life; a subflow that failed keeps its number and is
+ * never reused.  Up to MPS_CONN_MAX_SUBFLOWS subflows, failed ones
+ * included.
+ *
+ * Multipath in one paragraph: the data sequence space, the data ACK, the
+ * data window and DATA_FIN belong to the connection; each established
+ * subflow carries records of it.  A scheduler (mps_conn_params.sched)
+ * decides, when the caller peeks a subflow, how much new data goes there,
+ * from the metrics the caller reports (mps_conn_sf_metrics()).  Data stays
+ * in the send buffer until the peer's data ACK covers it, so a subflow that
+ * fails or stalls has its unacknowledged data sent again on the others
+ * (reinjection); the receiver delivers each byte once.  What the runtime
+ * must act on (a new peer address, a subflow up or down, a priority
+ * change) comes out of mps_conn_next_event().
  */
 #ifndef MPS_CONN_H
 #define MPS_CONN_H
@@ -29,6 +44,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+
+#include "mptcpshim/wire.h"
 
 struct mps_token_table;
 struct mps_conn;
@@ -57,6 +74,19 @@ enum mps_conn_state {
  */
 #define MPS_CONN_INITIAL_WINDOW 65535
 
+/* Subflows per connection, failed ones included (numbers are not reused). */
+#define MPS_CONN_MAX_SUBFLOWS 8
+
+/* Peer addresses remembered from ADD_ADDR; more are refused and counted. */
+#define MPS_CONN_MAX_ADDRS 8
+
+/* How new data is spread over the established subflows. */
+enum mps_sched {
+	MPS_SCHED_EARLIEST = 0, /* earliest expected delivery (ECF, BLEST) */
+	MPS_SCHED_ROUNDROBIN,	/* one chunk per subflow in turn */
+	MPS_SCHED_REDUNDANT,	/* every byte on every subflow */
+};
+
 /* Settings fixed when the connection is created. */
 struct mps_conn_params {
 	int version;	      /* 1 (RFC 8684) or 0 (RFC 6824): the highest
@@ -70,6 +100,7 @@ struct mps_conn_params {
 				 wait for the client's first complete
 				 record before falling back to plain TCP;
 				 0 waits forever */
+	int sched;	      /* enum mps_sched; 0 is MPS_SCHED_EARLIEST */
 };
 
 /*
@@ -84,17 +115,156 @@ struct mps_conn *mps_conn_new(enum mps_role role,
 /* Free a connection: its token leaves the table and its keys are wiped. */
 void mps_conn_free(struct mps_conn *conn);
 
-/* Add a subflow; returns its number (0 for the first) or negative errno. */
+/*
+ * Add the initial subflow; returns its number (0) or negative errno.
+ * Further subflows are MP_JOIN subflows: -EOPNOTSUPP here, see
+ * mps_conn_sf_add_join() and mps_conn_sf_accept_join().
+ */
 int mps_conn_sf_add(struct mps_conn *conn);
+
+/*
+ * MP_JOIN (RFC 8684 section 3.2), in-band.  The initiator's first record
+ * on a new subflow is the SYN form (the receiver's token, a fresh random
+ * nonce, its address id and B flag); the responder answers with the
+ * SYN/ACK form (64-bit truncated HMAC, its nonce), the initiator checks
+ * it and sends the ACK form (160-bit HMAC), the responder checks that and
+ * acknowledges with a DSS data ACK.  No data goes on the subflow before
+ * both HMACs checked out: for the responder, once the ACK form checked
+ * out; for the initiator, once the responder's first DSS arrived.  A
+ * wrong token, a wrong HMAC or a join the connection cannot take yet is
+ * refused with MP_TCPRST (reason 1; v0 has none, the caller's TCP RST
+ * says it) on that subflow alone; the connection is unaffected.
+ */
+
+/*
+ * True once new subflows may join: the connection is ESTABLISHED, the
+ * MP_CAPABLE exchange is complete, and the initial subflow has carried
+ * data with a mapping (RFC 8684 section 3.2).  On the initiating side the
+ * "complete" part is judged from the peer's data or data ACK; a join that
+ * overtakes the third ACK is refused by the peer and reported as
+ * SUBFLOW_FAILED.
+ */
+bool mps_conn_can_join(const struct mps_conn *conn);
+
+/*
+ * This end opens a subflow (the caller connects a new kernel socket, e.g.
+ * to an address from an ADDR_ADDED event).  Returns its number; its first
+ * output is the MP_JOIN SYN form.  backup asks the peer to use it only
+ * when no other subflow is usable.  Returns -EAGAIN until
+ * mps_conn_can_join(), -ENOSPC when MPS_CONN_MAX_SUBFLOWS are used,
+ * -ENOTCONN once the connection is over, or the RNG's error.
+ */
+int mps_conn_sf_add_join(struct mps_conn *conn,
+			 uint8_t local_addr_id,
+			 bool backup);
+
+/*
+ * Classify the first bytes of a connection accepted on a join listener:
+ * 0 and *token (the token of the connection it joins) for an MP_JOIN SYN
+ * record, MPS_WIRE_NEED_MORE while it is incomplete, a negative
+ * enum mps_wire_err when it is not a join.  Pure; any thread.
+ */
+int mps_join_parse_first(const uint8_t *buf, size_t len, uint32_t *token);
+
+/*
+ * The MP_TCPRST record (reason 1) the caller writes before closing a join
+ * it cannot hand to any connection (unknown token).  Returns its length,
+ * or a negative enum mps_wire_err if cap is too small.  Pure.
+ */
+int mps_join_refusal(uint8_t *buf, size_t cap);
+
+/*
+ * The peer opened a subflow for this connection (its token matched): add
+ * it and feed it every byte read, the SYN record included.  Returns its
+ * number, -ENOTCONN unless ESTABLISHED, -ENOSPC when full.  A join the
+ * connection cannot take yet is refused in-band when its SYN arrives.
+ */
+int mps_conn_sf_accept_join(struct mps_conn *conn);
+
+/*
+ * What the runtime reads from TCP_INFO and SIOCOUTQNSD for subflow sf,
+ * before peeking it and on a timer.  The scheduler reads them; the core
+ * counts what the caller writes after the report as unsent until the next
+ * report.  Without a report a subflow counts as unlimited and equal to
+ * the others.
+ */
+struct mps_sf_metrics {
+	uint32_t srtt_us;
+	uint32_t rttvar_us;
+	uint64_t cwnd_bytes;	/* snd_cwnd x mss */
+	uint64_t notsent_bytes; /* written, not yet sent by the kernel */
+	uint64_t unacked_bytes; /* sent, not yet acknowledged (in flight) */
+	uint64_t delivery_rate; /* bytes per second; 0 unknown */
+	uint64_t room;		/* bytes writable now without the unsent
+				   queue passing its low-water mark */
+};
+
+void mps_conn_sf_metrics(struct mps_conn *conn,
+			 int sf,
+			 const struct mps_sf_metrics *m);
+
+/*
+ * Ask the peer, with MP_PRIO on subflow sf (RFC 8684 section 3.3.8; in v1
+ * it applies to the subflow it is sent on), to use sf only as a backup
+ * (or again normally).  This end then also schedules it as one.  Returns
+ * 0, -EINVAL (no such subflow), or -ENOTCONN (not established, failed).
+ */
+int mps_conn_set_backup(struct mps_conn *conn, int sf, bool backup);
+
+/*
+ * Address advertisement (RFC 8684 section 3.4).  mps_conn_announce()
+ * queues ADD_ADDR (v1: with the truncated HMAC; v0: without) on an
+ * established subflow: port 0 means "the same port", so a server points
+ * the client at its join listener by its own address and the listener's
+ * port.  mps_conn_withdraw() queues REMOVE_ADDR.  Both return 0,
+ * -ENOTCONN unless ESTABLISHED, -EAFNOSUPPORT, or -ENOBUFS when too many
+ * signals wait to be sent.
+ */
+int mps_conn_announce(struct mps_conn *conn,
+		      uint8_t addr_id,
+		      const struct mps_addr *addr,
+		      uint16_t port);
+int mps_conn_withdraw(struct mps_conn *conn, uint8_t addr_id);
+
+/* What happened that the runtime may have to act on. */
+enum mps_conn_event_kind {
+	MPS_EV_ADDR_ADDED = 1,	    /* id, addr, port (0: the same port) */
+	MPS_EV_ADDR_REMOVED,	    /* id; the runtime closes its subflows
+				       to that address (sf_closed) */
+	MPS_EV_SUBFLOW_ESTABLISHED, /* sf: both join HMACs checked out */
+	MPS_EV_SUBFLOW_FAILED,	    /* sf, err: out of the connection; close
+				       it once mps_conn_sf_done() */
+	MPS_EV_PRIO_CHANGED,	    /* sf, backup: the peer's MP_PRIO */
+};
+
+struct mps_conn_event {
+	enum mps_conn_event_kind kind;
+	int sf;	 /* -1 for the address events */
+	int err; /* positive errno, or 0 */
+	bool backup;
+	uint8_t addr_id;
+	uint16_t port;
+	struct mps_addr addr;
+};
+
+/*
+ * Take the oldest event into *ev; false when none is queued.  The queue
+ * holds MPS_CONN_EVENTS events; more are dropped and counted.
+ */
+#define MPS_CONN_EVENTS 32
+bool mps_conn_next_event(struct mps_conn *conn, struct mps_conn_event *ev);
 
 /*
  * Feed bytes read from subflow sf.  Returns 0, or a negative errno when
  * the subflow broke the protocol: the core has then queued an MP_TCPRST
  * (reason 1; v0 has none, MP_FASTCLOSE goes instead) for that subflow, and
  * the caller writes what mps_conn_sf_peek() still gives and closes the
- * subflow.  With one subflow the connection is then RESET (ECONNRESET).
+ * subflow.  With no other established subflow the connection is then
+ * RESET (ECONNRESET); otherwise only the subflow goes (MP_TCPRST alone,
+ * nothing in v0), and SUBFLOW_FAILED is queued.
  *   -EPROTO   a malformed record, an option out of place, a wrong key
  *             echo, data outside the advertised window or after DATA_FIN;
+ *   -EPERM    a join refused: wrong token or HMAC, or too early;
  *   -EBADMSG  a DSS checksum mismatch;
  *   -ENOBUFS  out-of-order data beyond the reassembly memory bound, or
  *             more bytes than mps_conn_sf_rx_room() allowed (FALLBACK);
@@ -136,16 +306,19 @@ void mps_conn_sf_consume(struct mps_conn *conn, int sf, size_t n);
  * True when nothing more will ever be written to subflow sf: once
  * mps_conn_sf_peek() gives nothing, the caller shuts down the socket's
  * writing side (FALLBACK after mps_conn_app_shutdown(), CLOSED) or closes
- * it (RESET, preferably with a TCP RST).
+ * it (RESET, or a subflow that failed alone: preferably with a TCP RST).
  */
 bool mps_conn_sf_done(const struct mps_conn *conn, int sf);
 
 /*
  * Subflow sf's kernel socket reached end of stream (err 0) or failed
- * (err a positive errno such as ECONNRESET or ETIMEDOUT).  Losing the only
- * subflow is harmless once the peer's DATA_FIN came and the peer has all
- * we sent (CLOSED); otherwise the connection is RESET with err, or with
- * ECONNRESET for an end of stream.  A server still waiting for the first
+ * (err a positive errno such as ECONNRESET or ETIMEDOUT).  While another
+ * established subflow remains, only sf leaves the connection: what it
+ * carried that is not data-ACKed yet is sent again on the others, and
+ * SUBFLOW_FAILED (err) is queued.  Losing the last subflow is harmless
+ * once the peer's DATA_FIN came and the peer has all we sent (CLOSED);
+ * otherwise the connection is RESET with err, or with ECONNRESET for an
+ * end of stream.  A server still waiting for the first
  * record falls back instead, handing the bytes it got to the program.
  */
 void mps_conn_sf_closed(struct mps_conn *conn, int sf, int err);
@@ -175,7 +348,12 @@ void mps_conn_app_shutdown(struct mps_conn *conn);
  */
 void mps_conn_abort(struct mps_conn *conn);
 
-/* Advance the clock; returns microseconds until the next timer, or 0. */
+/*
+ * Advance the clock: the server's fallback timer and stall detection.
+ * Returns microseconds until the next timer, or 0.  The core knows the
+ * time only from here: call it after each batch of events too, not only
+ * when the timer fires.
+ */
 uint64_t mps_conn_tick(struct mps_conn *conn, uint64_t now_us);
 
 enum mps_conn_state mps_conn_state(const struct mps_conn *conn);
@@ -193,11 +371,41 @@ struct mps_conn_stats {
 	uint64_t records_in;
 	uint64_t records_out;
 	uint64_t dup_bytes;	  /* payload received twice */
-	uint64_t options_ignored; /* ADD_ADDR, REMOVE_ADDR, MP_PRIO */
+	uint64_t options_ignored; /* echoes dropped: signal queue full */
 	uint64_t protocol_errors; /* subflows reset for breaking the rules */
 	uint64_t csum_errors;	  /* DSS checksum mismatches */
 	uint64_t window_errors;	  /* data beyond the advertised window */
 	uint64_t fallbacks;	  /* 0 or 1: went plain TCP */
+	/* multipath; dup_bytes above counts bytes received twice */
+	uint64_t joins_accepted;   /* join subflows established */
+	uint64_t joins_refused;	   /* joins this end refused */
+	uint64_t reinjected_bytes; /* payload sent again on another subflow */
+	uint64_t addrs_accepted;   /* ADD_ADDR remembered */
+	uint64_t addrs_refused;	   /* bad HMAC, no room, or out of place */
+	uint64_t events_dropped;   /* the event queue was full */
+	uint64_t stalls;	   /* subflows found stalled */
+};
+
+/* A subflow's state as the statistics show it. */
+enum mps_sf_state {
+	MPS_SF_UNUSED = 0,
+	MPS_SF_JOINING,	    /* MP_JOIN exchange under way */
+	MPS_SF_ESTABLISHED, /* carries data */
+	MPS_SF_STALLED,	    /* no progress: not scheduled, data reinjected */
+	MPS_SF_FAILED,	    /* out of the connection */
+	MPS_SF_CLOSED,	    /* the caller reported its end */
+};
+
+struct mps_sf_info {
+	enum mps_sf_state state;
+	bool join;	  /* an MP_JOIN subflow */
+	bool backup;	  /* this end asked the peer to treat it as backup */
+	bool peer_backup; /* the peer asked this end (B flag, MP_PRIO) */
+	uint8_t local_addr_id;
+	uint8_t peer_addr_id;
+	uint64_t bytes_out;  /* payload put into records on it */
+	uint64_t bytes_in;   /* payload received on it */
+	uint64_t reinjected; /* of bytes_out, sent again for another one */
 };
 
 /* A snapshot for statistics and tests.  DSNs are 0 until known. */
@@ -216,8 +424,60 @@ struct mps_conn_info {
 	size_t rcv_held;    /* received bytes held for the program */
 	size_t reasm_mem;   /* out-of-order bytes, with bookkeeping */
 	struct mps_conn_stats stats;
+	int nsf; /* subflows added, failed ones included */
+	struct mps_sf_info sf[MPS_CONN_MAX_SUBFLOWS];
 };
 
 void mps_conn_get_info(const struct mps_conn *conn, struct mps_conn_info *info);
+
+/*
+ * Scheduler decisions, as pure functions over a snapshot of the subflows
+ * (any thread; the core calls them for each chunk it is about to cut).
+ */
+struct mps_sched_path {
+	bool usable; /* established, neither failed nor stalled */
+	bool backup; /* either end asked for backup use */
+	uint32_t srtt_us;
+	uint64_t rate;	 /* bytes per second; 0 unknown */
+	uint64_t queued; /* bytes ahead of a new chunk: the kernel's unsent
+			    queue and what the core holds for it */
+	uint64_t room;	 /* bytes it may take now */
+};
+
+/* Bytes per second assumed for a path without a rate estimate. */
+#define MPS_SCHED_DEFAULT_RATE (1024 * 1024)
+
+/* The rate of a path from its metrics: delivery rate, else cwnd / srtt. */
+uint64_t mps_sched_rate(const struct mps_sf_metrics *m);
+
+/*
+ * Expected arrival of a chunk sent now on p, in microseconds from now:
+ * (queued + chunk) / rate + srtt / 2.
+ */
+uint64_t mps_sched_arrival_us(const struct mps_sched_path *p, uint64_t chunk);
+
+/*
+ * Whether path i may carry data at all: usable, and not a backup while a
+ * usable non-backup path exists.
+ */
+bool mps_sched_eligible(const struct mps_sched_path *paths, int n, int i);
+
+/*
+ * Earliest expected delivery: true if the chunk should go on self now,
+ * which is when no other eligible path would deliver it sooner, counting
+ * the queue each would first have to drain.  A fast path that is full
+ * still wins when waiting for it beats the slow path; then nothing goes
+ * on the slow one.
+ */
+bool mps_sched_earliest(const struct mps_sched_path *paths,
+			int n,
+			int self,
+			uint64_t chunk);
+
+/*
+ * Round robin: the eligible path with room after last (cyclically, last
+ * -1 to start), or -1 if none.
+ */
+int mps_sched_roundrobin(const struct mps_sched_path *paths, int n, int last);
 
 #endif /* MPS_CONN_H */

@@ -4,7 +4,10 @@
  * Two cores are wired back to back: what one gives with mps_conn_sf_peek()
  * the other gets with mps_conn_sf_input(), whole, one byte at a time, or
  * in random pieces.  Records are decoded with the wire module to check
- * that what goes on the wire is what RFC 8684 says.
+ * that what goes on the wire is what RFC 8684 says.  The multipath tests
+ * wire N subflows through simulated links (see struct link) that can be
+ * slowed, frozen or failed.  The scheduler's pure decisions are tested
+ * with metrics directly.
  */
 #include "autoconfig.h"
 
@@ -12,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "mptcpshim/wire.h"
 #include "conn.h"
@@ -1162,6 +1166,993 @@ START_TEST(client_never_falls_back_after_its_mp_capable)
 END_TEST
 
 /*
+ * Multipath: N subflows back to back.
+ *
+ * Each link models one kernel TCP connection per direction: the sender
+ * writes into a buffer (its unsent queue, bounded by a low-water mark like
+ * TCP_NOTSENT_LOWAT) and the link delivers up to rate bytes per round to
+ * the receiver.  A link can be frozen (it delivers nothing, as a path
+ * that silently drops everything) or failed (both ends see the socket
+ * reset).  Every round is one millisecond of the cores' clock.
+ */
+
+#define LINK_CAP (512 * KIB)
+#define LINK_LOWAT (128 * KIB)
+#define MAX_LINKS 8
+
+struct link {
+	uint8_t *buf;
+	size_t len;
+	size_t rate; /* bytes delivered per round; 0: all */
+	uint32_t srtt_us;
+	uint64_t drate; /* delivery rate reported in the metrics */
+};
+
+struct mp {
+	struct pair pr;
+	int n;
+	int csf[MAX_LINKS];
+	int ssf[MAX_LINKS];
+	struct link up[MAX_LINKS];   /* client to server */
+	struct link down[MAX_LINKS]; /* server to client */
+	bool frozen[MAX_LINKS];
+	bool failed[MAX_LINKS];
+	bool metrics; /* report metrics before each peek */
+	uint64_t now_us;
+	int c_err[MAX_LINKS];
+	int s_err[MAX_LINKS];
+};
+
+static void link_init(struct link *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->buf = malloc(LINK_CAP);
+	ck_assert_ptr_nonnull(l->buf);
+	l->srtt_us = 10000;
+}
+
+static void mp_add_link(struct mp *mp, int csf, int ssf)
+{
+	int i = mp->n++;
+
+	ck_assert_int_lt(i, MAX_LINKS);
+	mp->csf[i] = csf;
+	mp->ssf[i] = ssf;
+	link_init(&mp->up[i]);
+	link_init(&mp->down[i]);
+}
+
+static void mp_init(struct mp *mp, const struct mps_conn_params *p)
+{
+	memset(mp, 0, sizeof(*mp));
+	pair_init(&mp->pr, p, p, false);
+	mp_add_link(mp, 0, 0);
+}
+
+static void mp_free(struct mp *mp)
+{
+	int i;
+
+	for (i = 0; i < mp->n; i++) {
+		free(mp->up[i].buf);
+		free(mp->down[i].buf);
+	}
+	pair_free(&mp->pr);
+}
+
+static void report_metrics(struct mps_conn *conn, int sf, const struct link *l)
+{
+	struct mps_sf_metrics m = {
+		.srtt_us = l->srtt_us,
+		.rttvar_us = l->srtt_us / 4,
+		.notsent_bytes = l->len,
+		.delivery_rate = l->drate,
+		.room = l->len < LINK_LOWAT ? LINK_LOWAT - l->len : 0,
+	};
+
+	mps_conn_sf_metrics(conn, sf, &m);
+}
+
+/* The sender writes what its core gives into the link; returns bytes. */
+static size_t
+link_write(struct mp *mp, struct mps_conn *src, int sf, struct link *l)
+{
+	size_t total = 0;
+
+	for (;;) {
+		struct iovec iov[16];
+		size_t got = 0;
+		int n, i;
+
+		if (mp->metrics)
+			report_metrics(src, sf, l);
+		n = mps_conn_sf_peek(src, sf, iov, 16);
+		for (i = 0; i < n && l->len + got < LINK_CAP; i++) {
+			size_t take = iov[i].iov_len;
+
+			if (take > LINK_CAP - l->len - got)
+				take = LINK_CAP - l->len - got;
+			if (mp->metrics &&
+			    l->len + got + take > LINK_LOWAT + 64 * KIB)
+				take = l->len + got < LINK_LOWAT + 64 * KIB
+					       ? LINK_LOWAT + 64 * KIB -
+							 l->len - got
+					       : 0;
+			memcpy(l->buf + l->len + got, iov[i].iov_base, take);
+			got += take;
+		}
+		if (got == 0)
+			return total;
+		mps_conn_sf_consume(src, sf, got);
+		l->len += got;
+		total += got;
+	}
+}
+
+/* The link hands up to its rate to the receiver; returns bytes. */
+static size_t
+link_deliver(struct mps_conn *dst, int sf, struct link *l, int *err)
+{
+	size_t n = l->len;
+	int rc;
+
+	if (l->rate && n > l->rate)
+		n = l->rate;
+	if (n == 0)
+		return 0;
+	rc = mps_conn_sf_input(dst, sf, l->buf, n);
+	if (rc && !*err)
+		*err = rc;
+	memmove(l->buf, l->buf + n, l->len - n);
+	l->len -= n;
+	return n;
+}
+
+/* One round of one millisecond; returns the bytes moved. */
+static size_t mp_round(struct mp *mp)
+{
+	size_t moved = 0;
+	int i;
+
+	for (i = 0; i < mp->n; i++) {
+		if (mp->failed[i])
+			continue;
+		moved += link_write(mp, mp->pr.c, mp->csf[i], &mp->up[i]);
+		moved += link_write(mp, mp->pr.s, mp->ssf[i], &mp->down[i]);
+		if (mp->frozen[i])
+			continue;
+		moved += link_deliver(
+			mp->pr.s, mp->ssf[i], &mp->up[i], &mp->s_err[i]);
+		moved += link_deliver(
+			mp->pr.c, mp->csf[i], &mp->down[i], &mp->c_err[i]);
+	}
+	mp->now_us += 1000;
+	mps_conn_tick(mp->pr.c, mp->now_us);
+	mps_conn_tick(mp->pr.s, mp->now_us);
+	return moved;
+}
+
+static void mp_pump(struct mp *mp)
+{
+	int rounds = 0;
+
+	while (mp_round(mp) > 0)
+		ck_assert_int_lt(++rounds, 1000000);
+}
+
+/* Both ends see link i's sockets fail. */
+static void mp_fail(struct mp *mp, int i, int err)
+{
+	mp->failed[i] = true;
+	mp->up[i].len = 0;
+	mp->down[i].len = 0;
+	mps_conn_sf_closed(mp->pr.c, mp->csf[i], err);
+	mps_conn_sf_closed(mp->pr.s, mp->ssf[i], err);
+}
+
+/* The handshake and a little data each way, so that joins may start. */
+static void mp_establish(struct mp *mp)
+{
+	app_write_all(mp->pr.c, "hello", 5);
+	app_write_all(mp->pr.s, "world", 5);
+	mp_pump(mp);
+	expect_read(mp->pr.s, "hello");
+	expect_read(mp->pr.c, "world");
+	ck_assert(mps_conn_can_join(mp->pr.c));
+	ck_assert(mps_conn_can_join(mp->pr.s));
+}
+
+/*
+ * The client opens a join; the server's runtime classifies its first
+ * bytes, looks the token up and accepts it.  Returns the link index.
+ */
+static int mp_join(struct mp *mp, bool backup)
+{
+	uint8_t buf[256];
+	struct iovec iov[4];
+	uint32_t token = 0;
+	int csf, ssf, n, i;
+	size_t len = 0;
+
+	csf = mps_conn_sf_add_join(mp->pr.c, (uint8_t)(mp->n + 1), backup);
+	ck_assert_int_gt(csf, 0);
+	n = mps_conn_sf_peek(mp->pr.c, csf, iov, 4);
+	ck_assert_int_gt(n, 0);
+	for (i = 0; i < n; i++) {
+		memcpy(buf + len, iov[i].iov_base, iov[i].iov_len);
+		len += iov[i].iov_len;
+	}
+	/* A part of the record is not enough to tell. */
+	ck_assert_int_eq(mps_join_parse_first(buf, 3, &token),
+			 MPS_WIRE_NEED_MORE);
+	ck_assert_int_eq(mps_join_parse_first(buf, len, &token), 0);
+	ck_assert_ptr_eq(mps_token_lookup(mp->pr.stab, token), mp->pr.s);
+	ssf = mps_conn_sf_accept_join(mp->pr.s);
+	ck_assert_int_gt(ssf, 0);
+	mp_add_link(mp, csf, ssf);
+	return mp->n - 1;
+}
+
+static void expect_event(struct mps_conn *conn,
+			 enum mps_conn_event_kind kind,
+			 struct mps_conn_event *ev)
+{
+	ck_assert(mps_conn_next_event(conn, ev));
+	ck_assert_int_eq(ev->kind, kind);
+}
+
+static void check_join(int version)
+{
+	struct mps_conn_params p = params(version, false);
+	struct mps_conn_event ev;
+	struct mps_conn_info ci, si;
+	struct mp mp;
+	int l;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	l = mp_join(&mp, false);
+	mp_pump(&mp);
+
+	expect_event(mp.pr.c, MPS_EV_SUBFLOW_ESTABLISHED, &ev);
+	ck_assert_int_eq(ev.sf, mp.csf[l]);
+	expect_event(mp.pr.s, MPS_EV_SUBFLOW_ESTABLISHED, &ev);
+	ck_assert_int_eq(ev.sf, mp.ssf[l]);
+	info(mp.pr.c, &ci);
+	info(mp.pr.s, &si);
+	ck_assert_int_eq(ci.version, version);
+	ck_assert_uint_eq(ci.stats.joins_accepted, 1);
+	ck_assert_uint_eq(si.stats.joins_accepted, 1);
+	ck_assert_int_eq(ci.sf[mp.csf[l]].state, MPS_SF_ESTABLISHED);
+	ck_assert_int_eq(si.sf[mp.ssf[l]].state, MPS_SF_ESTABLISHED);
+	ck_assert_uint_eq(si.sf[mp.ssf[l]].peer_addr_id, 2);
+	ck_assert_int_eq(mp.s_err[l], 0);
+	ck_assert_int_eq(mp.c_err[l], 0);
+	mp_free(&mp);
+}
+
+START_TEST(a_v1_join_checks_both_hmacs_and_establishes)
+{
+	check_join(MPS_VERSION_1);
+}
+END_TEST
+
+START_TEST(a_v0_join_checks_both_hmacs_and_establishes)
+{
+	check_join(MPS_VERSION_0);
+}
+END_TEST
+
+/* Moves one link's pending bytes c->s or s->c, letting tamper edit them. */
+static int move_once(struct mp *mp, int l, bool up, size_t flip_at)
+{
+	struct link *lk = up ? &mp->up[l] : &mp->down[l];
+	struct mps_conn *src = up ? mp->pr.c : mp->pr.s;
+	struct mps_conn *dst = up ? mp->pr.s : mp->pr.c;
+	int rc;
+
+	link_write(mp, src, up ? mp->csf[l] : mp->ssf[l], lk);
+	ck_assert_uint_gt(lk->len, flip_at);
+	if (flip_at)
+		lk->buf[flip_at] ^= 0x01;
+	rc = mps_conn_sf_input(
+		dst, up ? mp->ssf[l] : mp->csf[l], lk->buf, lk->len);
+	lk->len = 0;
+	return rc;
+}
+
+/* The connection still carries data over its first subflow. */
+static void expect_conn_fine(struct mp *mp)
+{
+	ck_assert_int_eq(mps_conn_state(mp->pr.c), MPS_CONN_ESTABLISHED);
+	ck_assert_int_eq(mps_conn_state(mp->pr.s), MPS_CONN_ESTABLISHED);
+	app_write_all(mp->pr.c, "still", 5);
+	mp_pump(mp);
+	expect_read(mp->pr.s, "still");
+}
+
+START_TEST(a_join_with_a_wrong_token_is_refused_alone)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_option opt = {.subtype = MPS_MP_JOIN};
+	struct mps_conn_info si;
+	struct mps_conn_event ev;
+	struct mps_record rec;
+	uint8_t buf[64], out[64];
+	struct iovec iov[4];
+	struct mp mp;
+	int ssf, len, n;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	info(mp.pr.s, &si);
+	opt.mp_join.form = MPS_JOIN_SYN;
+	opt.mp_join.token = si.local_token + 1;
+	opt.mp_join.nonce = 42;
+	len = mps_wire_encode_record(&opt, MPS_VERSION_1, 0, buf, sizeof(buf));
+	ck_assert_int_gt(len, 0);
+
+	ssf = mps_conn_sf_accept_join(mp.pr.s);
+	ck_assert_int_eq(mps_conn_sf_input(mp.pr.s, ssf, buf, (size_t)len),
+			 -EPERM);
+	n = mps_conn_sf_peek(mp.pr.s, ssf, iov, 4);
+	ck_assert_int_eq(n, 1);
+	memcpy(out, iov[0].iov_base, iov[0].iov_len);
+	decode_first(out, iov[0].iov_len, MPS_VERSION_1, &rec);
+	ck_assert_int_eq(rec.opt.subtype, MPS_MP_TCPRST);
+	ck_assert_uint_eq(rec.opt.mp_tcprst.reason, MPS_RST_MPTCP_ERROR);
+	mps_conn_sf_consume(mp.pr.s, ssf, iov[0].iov_len);
+	ck_assert(mps_conn_sf_done(mp.pr.s, ssf));
+	expect_event(mp.pr.s, MPS_EV_SUBFLOW_FAILED, &ev);
+	ck_assert_int_eq(ev.sf, ssf);
+	info(mp.pr.s, &si);
+	ck_assert_uint_eq(si.stats.joins_refused, 1);
+
+	/* What the runtime sends for a token it does not know at all. */
+	len = mps_join_refusal(out, sizeof(out));
+	decode_first(out, (size_t)len, MPS_VERSION_1, &rec);
+	ck_assert_int_eq(rec.opt.subtype, MPS_MP_TCPRST);
+	expect_conn_fine(&mp);
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(a_join_with_a_bad_synack_hmac_is_refused_alone)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn_info ci;
+	struct mps_conn_event ev;
+	struct mp mp;
+	int l;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	l = mp_join(&mp, false);
+	ck_assert_int_eq(move_once(&mp, l, true, 0), 0);
+	/* Byte 8 of the SYN/ACK record is the first byte of its HMAC. */
+	ck_assert_int_eq(move_once(&mp, l, false, 8), -EPERM);
+	ck_assert(mps_conn_sf_done(mp.pr.c, mp.csf[l]) == false);
+	ck_assert_int_eq(move_once(&mp, l, true, 0), 0); /* the MP_TCPRST */
+	ck_assert(mps_conn_sf_done(mp.pr.c, mp.csf[l]));
+	ck_assert(mps_conn_sf_done(mp.pr.s, mp.ssf[l]));
+	expect_event(mp.pr.c, MPS_EV_SUBFLOW_FAILED, &ev);
+	expect_event(mp.pr.s, MPS_EV_SUBFLOW_FAILED, &ev);
+	ck_assert_int_eq(ev.err, ECONNREFUSED);
+	info(mp.pr.c, &ci);
+	ck_assert_uint_eq(ci.stats.joins_refused, 1);
+	ck_assert_uint_eq(ci.stats.joins_accepted, 0);
+	mp.failed[l] = true;
+	expect_conn_fine(&mp);
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(a_join_with_a_bad_ack_hmac_is_refused_alone)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn_info si;
+	struct mps_conn_event ev;
+	struct mp mp;
+	int l;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	l = mp_join(&mp, false);
+	ck_assert_int_eq(move_once(&mp, l, true, 0), 0);
+	ck_assert_int_eq(move_once(&mp, l, false, 0), 0);
+	/* Byte 8 of the ACK record is the first byte of its HMAC. */
+	ck_assert_int_eq(move_once(&mp, l, true, 8), -EPERM);
+	ck_assert_int_eq(move_once(&mp, l, false, 0), 0); /* MP_TCPRST */
+	expect_event(mp.pr.s, MPS_EV_SUBFLOW_FAILED, &ev);
+	expect_event(mp.pr.c, MPS_EV_SUBFLOW_FAILED, &ev);
+	ck_assert(mps_conn_sf_done(mp.pr.c, mp.csf[l]));
+	info(mp.pr.s, &si);
+	ck_assert_uint_eq(si.stats.joins_refused, 1);
+	ck_assert_uint_eq(si.stats.joins_accepted, 0);
+	mp.failed[l] = true;
+	expect_conn_fine(&mp);
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(no_join_before_the_first_data_mapping)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_option opt = {.subtype = MPS_MP_JOIN};
+	struct mps_conn_info si;
+	uint8_t buf[64];
+	struct mp mp;
+	int ssf, len;
+
+	mp_init(&mp, &p);
+	mp_pump(&mp); /* the MP_CAPABLE exchange, no data */
+	ck_assert_int_eq(mps_conn_state(mp.pr.c), MPS_CONN_ESTABLISHED);
+	ck_assert(!mps_conn_can_join(mp.pr.c));
+	ck_assert(!mps_conn_can_join(mp.pr.s));
+	ck_assert_int_eq(mps_conn_sf_add_join(mp.pr.c, 1, false), -EAGAIN);
+
+	/* A peer that tries anyway is refused. */
+	info(mp.pr.s, &si);
+	opt.mp_join.form = MPS_JOIN_SYN;
+	opt.mp_join.token = si.local_token;
+	len = mps_wire_encode_record(&opt, MPS_VERSION_1, 0, buf, sizeof(buf));
+	ssf = mps_conn_sf_accept_join(mp.pr.s);
+	ck_assert_int_gt(ssf, 0);
+	ck_assert_int_eq(mps_conn_sf_input(mp.pr.s, ssf, buf, (size_t)len),
+			 -EPERM);
+	ck_assert_int_eq(mps_conn_state(mp.pr.s), MPS_CONN_ESTABLISHED);
+	mp_free(&mp);
+}
+END_TEST
+
+/*
+ * Address advertisement.
+ */
+
+static struct mps_addr addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+	struct mps_addr addr = {.family = AF_INET, .bytes = {a, b, c, d}};
+
+	return addr;
+}
+
+/* Looks for an option of subtype in a stream of records. */
+static bool find_option(const uint8_t *buf,
+			size_t len,
+			int version,
+			int subtype,
+			struct mps_option *opt)
+{
+	struct mps_record rec;
+
+	while (len > 0 &&
+	       mps_wire_decode_record(buf, len, version, &rec) == 0) {
+		if ((int)rec.opt.subtype == subtype) {
+			*opt = rec.opt;
+			return true;
+		}
+		buf += rec.len;
+		len -= rec.len;
+	}
+	return false;
+}
+
+START_TEST(add_addr_with_a_valid_hmac_is_echoed_and_reported)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_addr a = addr4(10, 0, 2, 1);
+	struct mps_conn_event ev;
+	struct mps_conn_info ci;
+	struct mps_option opt;
+	struct mp mp;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	ck_assert_int_eq(mps_conn_announce(mp.pr.s, 1, &a, 10100), 0);
+	link_write(&mp, mp.pr.s, 0, &mp.down[0]);
+	ck_assert(find_option(mp.down[0].buf,
+			      mp.down[0].len,
+			      MPS_VERSION_1,
+			      MPS_ADD_ADDR,
+			      &opt));
+	ck_assert(opt.add_addr.has_hmac && !opt.add_addr.echo);
+	link_deliver(mp.pr.c, 0, &mp.down[0], &mp.c_err[0]);
+
+	expect_event(mp.pr.c, MPS_EV_ADDR_ADDED, &ev);
+	ck_assert_uint_eq(ev.addr_id, 1);
+	ck_assert_uint_eq(ev.port, 10100);
+	ck_assert_mem_eq(ev.addr.bytes, a.bytes, 4);
+	info(mp.pr.c, &ci);
+	ck_assert_uint_eq(ci.stats.addrs_accepted, 1);
+
+	/* RFC 8684 section 3.4.1: the receiver echoes it, E set. */
+	link_write(&mp, mp.pr.c, 0, &mp.up[0]);
+	ck_assert(find_option(
+		mp.up[0].buf, mp.up[0].len, MPS_VERSION_1, MPS_ADD_ADDR, &opt));
+	ck_assert(opt.add_addr.echo && !opt.add_addr.has_hmac);
+	ck_assert_uint_eq(opt.add_addr.addr_id, 1);
+	mp_pump(&mp);
+	ck_assert_int_eq(mp.s_err[0], 0);
+	ck_assert(!mps_conn_next_event(mp.pr.s, &ev));
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(add_addr_with_a_bad_hmac_is_ignored_and_counted)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_option opt = {.subtype = MPS_ADD_ADDR};
+	struct mps_conn_event ev;
+	struct mps_conn_info ci;
+	uint8_t buf[64];
+	struct mp mp;
+	int len;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	opt.add_addr.addr_id = 3;
+	opt.add_addr.addr = addr4(192, 0, 2, 7);
+	opt.add_addr.has_hmac = true;
+	memset(opt.add_addr.hmac, 0x5a, sizeof(opt.add_addr.hmac));
+	len = mps_wire_encode_record(&opt, MPS_VERSION_1, 0, buf, sizeof(buf));
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_eq(mps_conn_sf_input(mp.pr.c, 0, buf, (size_t)len), 0);
+
+	ck_assert(!mps_conn_next_event(mp.pr.c, &ev));
+	info(mp.pr.c, &ci);
+	ck_assert_uint_eq(ci.stats.addrs_refused, 1);
+	ck_assert_uint_eq(ci.stats.addrs_accepted, 0);
+	expect_conn_fine(&mp);
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(add_addr_in_v0_carries_no_hmac_and_is_accepted)
+{
+	struct mps_conn_params p = params(MPS_VERSION_0, false);
+	struct mps_addr a = addr4(10, 0, 3, 1);
+	struct mps_conn_event ev;
+	struct mp mp;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	ck_assert_int_eq(mps_conn_announce(mp.pr.s, 4, &a, 0), 0);
+	mp_pump(&mp);
+	expect_event(mp.pr.c, MPS_EV_ADDR_ADDED, &ev);
+	ck_assert_uint_eq(ev.addr_id, 4);
+	ck_assert_uint_eq(ev.port, 0);
+	ck_assert_int_eq(mp.c_err[0], 0);
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(remembered_addresses_are_bounded_and_refusals_counted)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn_event ev;
+	struct mps_conn_info ci;
+	struct mp mp;
+	int i;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	for (i = 0; i <= MPS_CONN_MAX_ADDRS; i++) {
+		struct mps_addr a = addr4(10, 0, (uint8_t)i, 1);
+
+		ck_assert_int_eq(mps_conn_announce(mp.pr.s, (uint8_t)i, &a, 0),
+				 0);
+		mp_pump(&mp);
+	}
+	info(mp.pr.c, &ci);
+	ck_assert_uint_eq(ci.stats.addrs_accepted, MPS_CONN_MAX_ADDRS);
+	ck_assert_uint_eq(ci.stats.addrs_refused, 1);
+	for (i = 0; i < MPS_CONN_MAX_ADDRS; i++)
+		expect_event(mp.pr.c, MPS_EV_ADDR_ADDED, &ev);
+	ck_assert(!mps_conn_next_event(mp.pr.c, &ev));
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(remove_addr_is_reported)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_addr a = addr4(10, 0, 2, 1);
+	struct mps_conn_event ev;
+	struct mp mp;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	ck_assert_int_eq(mps_conn_announce(mp.pr.s, 1, &a, 0), 0);
+	mp_pump(&mp);
+	expect_event(mp.pr.c, MPS_EV_ADDR_ADDED, &ev);
+	ck_assert_int_eq(mps_conn_withdraw(mp.pr.s, 1), 0);
+	mp_pump(&mp);
+	expect_event(mp.pr.c, MPS_EV_ADDR_REMOVED, &ev);
+	ck_assert_uint_eq(ev.addr_id, 1);
+	ck_assert(!mps_conn_next_event(mp.pr.c, &ev));
+	mp_free(&mp);
+}
+END_TEST
+
+/*
+ * Data over several subflows.
+ */
+
+/* Sends total bytes client to server, pumping; between rounds, hook. */
+typedef void (*mp_hook)(struct mp *mp, uint64_t sent, uint64_t rcvd);
+
+/* Every byte was read once: nothing more for the program. */
+static void expect_nothing_more(struct mps_conn *conn)
+{
+	struct iovec iov[2];
+	struct mps_conn_info inf;
+
+	ck_assert_int_eq(mps_conn_app_peek(conn, iov, 2), 0);
+	info(conn, &inf);
+	ck_assert_uint_eq(inf.rcv_held, 0);
+	ck_assert_uint_eq(inf.reasm_mem, 0);
+}
+
+static void mp_transfer(struct mp *mp, uint64_t total, mp_hook hook)
+{
+	uint64_t wr = 0, rd = 0;
+	int rounds = 0;
+
+	while (rd < total) {
+		write_stream(mp->pr.c, 7, &wr, total, 256 * KIB);
+		mp_round(mp);
+		read_stream(mp->pr.s, 7, &rd, 256 * KIB);
+		if (hook)
+			hook(mp, wr, rd);
+		ck_assert_int_lt(++rounds, 200000);
+	}
+	ck_assert(wr == total);
+	mp_pump(mp);
+	expect_nothing_more(mp->pr.s);
+}
+
+static struct mp *mp_with_joins(struct mp *mp, int sched, int joins)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn_event ev;
+	int i;
+
+	p.sched = sched;
+	mp_init(mp, &p);
+	mp->metrics = true;
+	mp_establish(mp);
+	for (i = 0; i < joins; i++) {
+		mp_join(mp, false);
+		mp_pump(mp);
+		expect_event(mp->pr.c, MPS_EV_SUBFLOW_ESTABLISHED, &ev);
+		expect_event(mp->pr.s, MPS_EV_SUBFLOW_ESTABLISHED, &ev);
+	}
+	return mp;
+}
+
+/* Each link delivers at most rate bytes per millisecond. */
+static void mp_set_rate(struct mp *mp, int l, size_t rate, uint32_t srtt)
+{
+	mp->up[l].rate = rate;
+	mp->up[l].srtt_us = srtt;
+	mp->up[l].drate = (uint64_t)rate * 1000;
+	mp->down[l].srtt_us = srtt;
+}
+
+static void check_all_carry(struct mp *mp, uint64_t total)
+{
+	struct mps_conn_info ci, si;
+	uint64_t sum = 0;
+	int l;
+
+	info(mp->pr.c, &ci);
+	info(mp->pr.s, &si);
+	for (l = 0; l < mp->n; l++) {
+		ck_assert_uint_gt(ci.sf[mp->csf[l]].bytes_out, 0);
+		ck_assert_uint_eq(si.sf[mp->ssf[l]].bytes_in,
+				  ci.sf[mp->csf[l]].bytes_out);
+		sum += ci.sf[mp->csf[l]].bytes_out;
+	}
+	/* 5 bytes of greeting, and nothing sent twice. */
+	ck_assert_uint_eq(sum, total + 5);
+	ck_assert_uint_eq(si.stats.dup_bytes, 0);
+	for (l = 0; l < mp->n; l++) {
+		ck_assert_int_eq(mp->s_err[l], 0);
+		ck_assert_int_eq(mp->c_err[l], 0);
+	}
+}
+
+START_TEST(ten_megabytes_over_two_subflows_use_both)
+{
+	struct mp mp;
+
+	mp_with_joins(&mp, MPS_SCHED_EARLIEST, 1);
+	mp_set_rate(&mp, 0, 64 * KIB, 10000);
+	mp_set_rate(&mp, 1, 48 * KIB, 12000);
+	mp_transfer(&mp, 10 * MIB, NULL);
+	check_all_carry(&mp, 10 * MIB);
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(ten_megabytes_over_three_subflows_use_all)
+{
+	struct mp mp;
+
+	mp_with_joins(&mp, MPS_SCHED_EARLIEST, 2);
+	mp_set_rate(&mp, 0, 32 * KIB, 10000);
+	mp_set_rate(&mp, 1, 32 * KIB, 10000);
+	mp_set_rate(&mp, 2, 16 * KIB, 12000);
+	mp_transfer(&mp, 10 * MIB, NULL);
+	check_all_carry(&mp, 10 * MIB);
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(round_robin_spreads_over_every_subflow)
+{
+	struct mps_conn_info ci;
+	struct mp mp;
+
+	mp_with_joins(&mp, MPS_SCHED_ROUNDROBIN, 1);
+	mp_transfer(&mp, 2 * MIB, NULL);
+	info(mp.pr.c, &ci);
+	check_all_carry(&mp, 2 * MIB);
+	/* Chunks alternate: the shares differ by about one record. */
+	ck_assert_uint_lt(ci.sf[0].bytes_out > ci.sf[1].bytes_out
+				  ? ci.sf[0].bytes_out - ci.sf[1].bytes_out
+				  : ci.sf[1].bytes_out - ci.sf[0].bytes_out,
+			  256 * KIB);
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(redundant_sends_every_byte_on_every_subflow_and_delivers_once)
+{
+	struct mps_conn_info ci, si;
+	struct mp mp;
+
+	mp_with_joins(&mp, MPS_SCHED_REDUNDANT, 1);
+	mp_transfer(&mp, 2 * MIB, NULL);
+	info(mp.pr.c, &ci);
+	info(mp.pr.s, &si);
+	ck_assert_uint_ge(ci.sf[0].bytes_out, 2 * MIB);
+	ck_assert_uint_ge(ci.sf[1].bytes_out, 2 * MIB);
+	ck_assert_uint_ge(si.stats.dup_bytes, 2 * MIB);
+	ck_assert_int_eq(mp.s_err[0], 0);
+	ck_assert_int_eq(mp.s_err[1], 0);
+	mp_free(&mp);
+}
+END_TEST
+
+static void fail_link1_at_3mb(struct mp *mp, uint64_t sent, uint64_t rcvd)
+{
+	(void)sent;
+	if (rcvd >= 3 * MIB && !mp->failed[1])
+		mp_fail(mp, 1, ECONNRESET);
+}
+
+START_TEST(a_subflow_reset_mid_transfer_loses_and_duplicates_nothing)
+{
+	struct mps_conn_event ev;
+	struct mps_conn_info ci;
+	struct mp mp;
+
+	mp_with_joins(&mp, MPS_SCHED_EARLIEST, 1);
+	mp_set_rate(&mp, 0, 32 * KIB, 10000);
+	mp_set_rate(&mp, 1, 32 * KIB, 10000);
+	mp_transfer(&mp, 8 * MIB, fail_link1_at_3mb);
+	info(mp.pr.c, &ci);
+	ck_assert_int_eq(ci.state, MPS_CONN_ESTABLISHED);
+	ck_assert_int_eq(ci.sf[1].state, MPS_SF_CLOSED);
+	ck_assert_uint_gt(ci.stats.reinjected_bytes, 0);
+	ck_assert_uint_eq(ci.sf[0].reinjected, ci.stats.reinjected_bytes);
+	expect_event(mp.pr.c, MPS_EV_SUBFLOW_FAILED, &ev);
+	ck_assert_int_eq(ev.sf, 1);
+	ck_assert_int_eq(ev.err, ECONNRESET);
+	ck_assert(mps_conn_sf_done(mp.pr.c, 1));
+	ck_assert_int_eq(mp.s_err[0], 0);
+	mp_free(&mp);
+}
+END_TEST
+
+static uint64_t frozen_at_us;
+static uint64_t seen_unstalled_us;
+
+static void freeze_link1_at_2mb(struct mp *mp, uint64_t sent, uint64_t rcvd)
+{
+	struct mps_conn_info ci;
+
+	(void)sent;
+	if (rcvd >= 2 * MIB && !mp->frozen[1] && frozen_at_us == 0) {
+		mp->frozen[1] = true;
+		frozen_at_us = mp->now_us;
+	}
+	info(mp->pr.c, &ci);
+	if (ci.stats.stalls == 0)
+		seen_unstalled_us = mp->now_us;
+}
+
+START_TEST(a_frozen_subflow_has_its_data_reinjected_after_the_stall_time)
+{
+	struct mps_conn_info ci, si;
+	struct mp mp;
+
+	mp_with_joins(&mp, MPS_SCHED_EARLIEST, 1);
+	mp_set_rate(&mp, 0, 32 * KIB, 10000);
+	mp_set_rate(&mp, 1, 32 * KIB, 10000);
+	frozen_at_us = 0;
+	mp_transfer(&mp, 6 * MIB, freeze_link1_at_2mb);
+	info(mp.pr.c, &ci);
+	ck_assert_uint_eq(ci.stats.stalls, 1);
+	/* Not before max(4 x srtt, 200 ms) without progress, nor long after. */
+	ck_assert_uint_ge(seen_unstalled_us - frozen_at_us, 190000);
+	ck_assert_uint_le(seen_unstalled_us - frozen_at_us, 260000);
+	ck_assert_int_eq(ci.sf[1].state, MPS_SF_STALLED);
+	ck_assert_uint_gt(ci.sf[0].reinjected, 0);
+	ck_assert_int_eq(ci.state, MPS_CONN_ESTABLISHED);
+
+	/* The path comes back: its stale copies arrive and are dropped. */
+	mp.frozen[1] = false;
+	mp_pump(&mp);
+	info(mp.pr.s, &si);
+	ck_assert_uint_gt(si.stats.dup_bytes, 0);
+	expect_nothing_more(mp.pr.s);
+	ck_assert_int_eq(mp.s_err[1], 0);
+	/* It drained: its metrics show progress, it is scheduled again. */
+	info(mp.pr.c, &ci);
+	ck_assert_int_eq(ci.sf[1].state, MPS_SF_ESTABLISHED);
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(a_backup_subflow_idles_until_the_primary_fails)
+{
+	struct mps_conn_event ev;
+	struct mps_conn_info ci, si;
+	uint64_t before;
+	struct mp mp;
+
+	mp_with_joins(&mp, MPS_SCHED_EARLIEST, 0);
+	mp_join(&mp, true);
+	mp_pump(&mp);
+	expect_event(mp.pr.c, MPS_EV_SUBFLOW_ESTABLISHED, &ev);
+	mp_transfer(&mp, 1 * MIB, NULL);
+	info(mp.pr.c, &ci);
+	info(mp.pr.s, &si);
+	ck_assert(ci.sf[1].backup && si.sf[1].peer_backup);
+	ck_assert_uint_eq(ci.sf[1].bytes_out, 0);
+	before = ci.sf[0].bytes_out;
+
+	mp_fail(&mp, 0, ECONNRESET);
+	mp_transfer(&mp, 1 * MIB, NULL);
+	info(mp.pr.c, &ci);
+	ck_assert_uint_eq(ci.sf[0].bytes_out, before);
+	ck_assert_uint_ge(ci.sf[1].bytes_out, 1 * MIB);
+	ck_assert_int_eq(ci.state, MPS_CONN_ESTABLISHED);
+	mp_free(&mp);
+}
+END_TEST
+
+START_TEST(mp_prio_makes_a_subflow_backup_at_the_peer)
+{
+	struct mps_conn_event ev;
+	struct mps_conn_info si;
+	uint64_t before;
+	struct mp mp;
+
+	mp_with_joins(&mp, MPS_SCHED_ROUNDROBIN, 1);
+	ck_assert_int_eq(mps_conn_set_backup(mp.pr.c, 1, true), 0);
+	mp_pump(&mp);
+	expect_event(mp.pr.s, MPS_EV_PRIO_CHANGED, &ev);
+	ck_assert_int_eq(ev.sf, 1);
+	ck_assert(ev.backup);
+	info(mp.pr.s, &si);
+	ck_assert(si.sf[1].peer_backup);
+	before = si.sf[1].bytes_out;
+
+	/* The server's data now avoids subflow 1. */
+	app_write_all(mp.pr.s, "x", 1);
+	mp_pump(&mp);
+	expect_read(mp.pr.c, "x");
+	info(mp.pr.s, &si);
+	ck_assert_uint_eq(si.sf[1].bytes_out, before);
+
+	ck_assert_int_eq(mps_conn_set_backup(mp.pr.c, 1, false), 0);
+	mp_pump(&mp);
+	expect_event(mp.pr.s, MPS_EV_PRIO_CHANGED, &ev);
+	ck_assert(!ev.backup);
+	mp_free(&mp);
+}
+END_TEST
+
+/*
+ * Scheduler decisions, as pure functions.
+ */
+
+static struct mps_sched_path path(uint64_t rate, uint32_t srtt, uint64_t q)
+{
+	struct mps_sched_path p = {
+		.usable = true,
+		.srtt_us = srtt,
+		.rate = rate,
+		.queued = q,
+		.room = 64 * KIB,
+	};
+
+	return p;
+}
+
+START_TEST(earliest_prefers_the_fast_subflow)
+{
+	struct mps_sched_path p[2] = {
+		path(10 * MIB, 10000, 64 * KIB), /* fast */
+		path(1 * MIB, 50000, 0),	 /* slow, idle */
+	};
+
+	ck_assert(mps_sched_earliest(p, 2, 0, 64 * KIB));
+	ck_assert(!mps_sched_earliest(p, 2, 1, 64 * KIB));
+}
+END_TEST
+
+START_TEST(earliest_uses_the_slow_subflow_when_the_fast_one_is_saturated)
+{
+	struct mps_sched_path p[2] = {
+		path(10 * MIB, 10000, 2 * MIB), /* fast, long queue */
+		path(1 * MIB, 50000, 0),
+	};
+
+	p[0].room = 0;
+	ck_assert(mps_sched_earliest(p, 2, 1, 64 * KIB));
+	ck_assert(!mps_sched_earliest(p, 2, 0, 64 * KIB));
+}
+END_TEST
+
+START_TEST(earliest_rates_come_from_delivery_rate_or_cwnd)
+{
+	struct mps_sf_metrics m = {.srtt_us = 20000, .cwnd_bytes = 100000};
+
+	ck_assert_uint_eq(mps_sched_rate(&m), 5000000);
+	m.delivery_rate = 123;
+	ck_assert_uint_eq(mps_sched_rate(&m), 123);
+	m.delivery_rate = 0;
+	m.srtt_us = 0;
+	ck_assert_uint_eq(mps_sched_rate(&m), 0);
+}
+END_TEST
+
+START_TEST(round_robin_alternates_over_subflows_with_room)
+{
+	struct mps_sched_path p[3] = {
+		path(0, 0, 0), path(0, 0, 0), path(0, 0, 0)};
+
+	ck_assert_int_eq(mps_sched_roundrobin(p, 3, -1), 0);
+	ck_assert_int_eq(mps_sched_roundrobin(p, 3, 0), 1);
+	ck_assert_int_eq(mps_sched_roundrobin(p, 3, 1), 2);
+	ck_assert_int_eq(mps_sched_roundrobin(p, 3, 2), 0);
+	p[1].room = 0;
+	ck_assert_int_eq(mps_sched_roundrobin(p, 3, 0), 2);
+	p[0].usable = false;
+	p[2].usable = false;
+	ck_assert_int_eq(mps_sched_roundrobin(p, 3, 0), -1);
+}
+END_TEST
+
+START_TEST(backup_paths_are_eligible_only_without_a_regular_one)
+{
+	struct mps_sched_path p[2] = {path(0, 0, 0), path(0, 0, 0)};
+
+	p[1].backup = true;
+	ck_assert(mps_sched_eligible(p, 2, 0));
+	ck_assert(!mps_sched_eligible(p, 2, 1));
+	ck_assert(!mps_sched_earliest(p, 2, 1, 1000));
+	p[0].usable = false;
+	ck_assert(mps_sched_eligible(p, 2, 1));
+	ck_assert(mps_sched_earliest(p, 2, 1, 1000));
+}
+END_TEST
+
+/*
  * The runner.
  */
 
@@ -1173,6 +2164,9 @@ static Suite *conn_suite(void)
 	TCase *data = tcase_create("data");
 	TCase *close = tcase_create("close");
 	TCase *fb = tcase_create("fallback");
+	TCase *join = tcase_create("join");
+	TCase *mpath = tcase_create("multipath");
+	TCase *sched = tcase_create("sched");
 
 	tcase_add_test(hs, handshake_v1_establishes_both_ends);
 	tcase_add_test(hs, handshake_v0_establishes_both_ends);
@@ -1227,6 +2221,47 @@ static Suite *conn_suite(void)
 	tcase_add_test(fb, fallback_input_is_bounded_by_the_receive_buffer);
 	tcase_add_test(fb, client_never_falls_back_after_its_mp_capable);
 	suite_add_tcase(s, fb);
+
+	tcase_add_test(join, a_v1_join_checks_both_hmacs_and_establishes);
+	tcase_add_test(join, a_v0_join_checks_both_hmacs_and_establishes);
+	tcase_add_test(join, a_join_with_a_wrong_token_is_refused_alone);
+	tcase_add_test(join, a_join_with_a_bad_synack_hmac_is_refused_alone);
+	tcase_add_test(join, a_join_with_a_bad_ack_hmac_is_refused_alone);
+	tcase_add_test(join, no_join_before_the_first_data_mapping);
+	tcase_add_test(join, add_addr_with_a_valid_hmac_is_echoed_and_reported);
+	tcase_add_test(join, add_addr_with_a_bad_hmac_is_ignored_and_counted);
+	tcase_add_test(join, add_addr_in_v0_carries_no_hmac_and_is_accepted);
+	tcase_add_test(join,
+		       remembered_addresses_are_bounded_and_refusals_counted);
+	tcase_add_test(join, remove_addr_is_reported);
+	suite_add_tcase(s, join);
+
+	tcase_set_timeout(mpath, 300);
+	tcase_add_test(mpath, ten_megabytes_over_two_subflows_use_both);
+	tcase_add_test(mpath, ten_megabytes_over_three_subflows_use_all);
+	tcase_add_test(mpath, round_robin_spreads_over_every_subflow);
+	tcase_add_test(
+		mpath,
+		redundant_sends_every_byte_on_every_subflow_and_delivers_once);
+	tcase_add_test(
+		mpath,
+		a_subflow_reset_mid_transfer_loses_and_duplicates_nothing);
+	tcase_add_test(
+		mpath,
+		a_frozen_subflow_has_its_data_reinjected_after_the_stall_time);
+	tcase_add_test(mpath, a_backup_subflow_idles_until_the_primary_fails);
+	tcase_add_test(mpath, mp_prio_makes_a_subflow_backup_at_the_peer);
+	suite_add_tcase(s, mpath);
+
+	tcase_add_test(sched, earliest_prefers_the_fast_subflow);
+	tcase_add_test(
+		sched,
+		earliest_uses_the_slow_subflow_when_the_fast_one_is_saturated);
+	tcase_add_test(sched, earliest_rates_come_from_delivery_rate_or_cwnd);
+	tcase_add_test(sched, round_robin_alternates_over_subflows_with_room);
+	tcase_add_test(sched,
+		       backup_paths_are_eligible_only_without_a_regular_one);
+	suite_add_tcase(s, sched);
 
 	return s;
 }

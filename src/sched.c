@@ -1,0 +1,78 @@
+/*
+ * sched.c: the scheduler's decisions, as pure functions.
+ *
+ * The connection core (conn.c) takes a snapshot of its subflows for each
+ * chunk of data it is about to cut and asks these functions where the
+ * chunk goes; conn.h documents each.  No state, no allocation: any
+ * thread may call them, and the unit tests feed them metrics directly.
+ */
+#include "autoconfig.h"
+
+#include "conn.h"
+
+uint64_t mps_sched_rate(const struct mps_sf_metrics *m)
+{
+	if (m->delivery_rate > 0)
+		return m->delivery_rate;
+	if (m->cwnd_bytes > 0 && m->srtt_us > 0)
+		return m->cwnd_bytes * 1000000 / m->srtt_us;
+	return 0;
+}
+
+uint64_t mps_sched_arrival_us(const struct mps_sched_path *p, uint64_t chunk)
+{
+	uint64_t rate = p->rate ? p->rate : MPS_SCHED_DEFAULT_RATE;
+
+	return (p->queued + chunk) * 1000000 / rate + p->srtt_us / 2;
+}
+
+bool mps_sched_eligible(const struct mps_sched_path *paths, int n, int i)
+{
+	int j;
+
+	if (i < 0 || i >= n || !paths[i].usable)
+		return false;
+	if (!paths[i].backup)
+		return true;
+	for (j = 0; j < n; j++)
+		if (paths[j].usable && !paths[j].backup)
+			return false;
+	return true;
+}
+
+bool mps_sched_earliest(const struct mps_sched_path *paths,
+			int n,
+			int self,
+			uint64_t chunk)
+{
+	uint64_t mine;
+	int j;
+
+	if (!mps_sched_eligible(paths, n, self))
+		return false;
+	mine = mps_sched_arrival_us(&paths[self], chunk);
+	for (j = 0; j < n; j++) {
+		if (j == self || !mps_sched_eligible(paths, n, j))
+			continue;
+		if (mps_sched_arrival_us(&paths[j], chunk) < mine)
+			return false;
+	}
+	return true;
+}
+
+int mps_sched_roundrobin(const struct mps_sched_path *paths, int n, int last)
+{
+	int k;
+
+	if (n <= 0)
+		return -1;
+	if (last < -1 || last >= n)
+		last = -1;
+	for (k = 1; k <= n; k++) {
+		int i = (last + k) % n;
+
+		if (mps_sched_eligible(paths, n, i) && paths[i].room > 0)
+			return i;
+	}
+	return -1;
+}
