@@ -51,6 +51,9 @@
 /* Control options waiting for an established subflow. */
 #define MPS_CONN_SIGNALS 8
 
+/* Nonces of recent MP_JOIN SYN forms, kept to refuse a replayed one. */
+#define MPS_CONN_JOIN_NONCES 16
+
 /*
  * Stall detection.  A subflow holding the oldest unacknowledged byte
  * stalls when the data ACK has not moved for max(MPS_STALL_RTTS x srtt,
@@ -118,6 +121,7 @@ struct mps_sf {
 	bool failed; /* out of a connection that goes on without it */
 	bool stalled;
 	bool join;
+	bool half_open; /* counted in the process's half-open joins */
 	enum sf_phase phase;
 
 	/* MP_JOIN */
@@ -140,7 +144,11 @@ struct mps_sf {
 	uint64_t rx_dsn; /* DSN of its first payload byte */
 	bool rx_fin;	 /* its mapping ends with a DATA_FIN */
 	bool rx_csum_on;
+	bool rx_discard;   /* payload dropped: after our MP_FAIL */
 	struct mps_csum rx_csum;
+	/* with checksums, a record's payload waits here until it checks
+	 * out (MPS_WIRE_PAYLOAD_MAX bytes, allocated on first use) */
+	uint8_t *rx_stage;
 	uint32_t rx_ssn;   /* relative subflow sequence of next byte */
 	uint64_t ack_rcvd; /* last data ACK received here */
 
@@ -223,6 +231,28 @@ struct mps_conn {
 	uint64_t rcv_fin_dsn;
 	bool rx_raw; /* fallback: bytes come in unframed */
 	bool rx_eof; /* fallback: the subflow ended cleanly */
+	uint64_t rx_skip; /* raw bytes already held, to drop (after an
+			     infinite mapping from behind rcv_nxt) */
+
+	/*
+	 * Bytes the program already consumed, the last MPS_CONN_HIST of
+	 * them, from DSN rcv_read - hist.len: a copy of the same range that
+	 * arrives again (reinjection, redundant scheduling) is compared
+	 * with them.  Allocated when a second subflow appears.
+	 */
+	struct mps_ring hist;
+
+	/* RFC 8684 section 3.7: MP_FAIL and the infinite mapping */
+	bool fail_due;	  /* MP_FAIL to send on the only subflow */
+	uint64_t fail_dsn;
+	bool infmap_due;  /* our infinite mapping to send, then raw */
+	bool fail_wait;	  /* waiting for the peer's infinite mapping */
+
+	/* MP_JOIN nonces of the peer's SYN forms, for replay detection */
+	uint32_t join_nonce[MPS_CONN_JOIN_NONCES];
+	unsigned int join_nonce_n;
+	unsigned int join_nonce_next;
+	unsigned int half_open; /* responder joins not yet established */
 
 	/* reset signalling, sent once */
 	bool fastclose_due;
@@ -363,5 +393,15 @@ int mps__rx_mp_prio(struct mps_conn *conn,
 uint64_t mps__tick_stall(struct mps_conn *conn);
 
 void mps__sf_get_info(const struct mps_sf *sf, struct mps_sf_info *si);
+
+/* Queues an event for the runtime; NULL when the queue is full. */
+struct mps_conn_event *
+mps__ev_push(struct mps_conn *conn, enum mps_conn_event_kind kind, int sf);
+
+/* A responder join left its half-open phase (up, failed or freed). */
+void mps__sf_half_open_end(struct mps_conn *conn, struct mps_sf *sf);
+
+/* conn.c: history of delivered bytes, for comparing copies. */
+int mps__hist_enable(struct mps_conn *conn);
 
 #endif /* MPS_CONN_INT_H */

@@ -41,14 +41,22 @@
  *   which address a subflow's socket uses.  The runtime gets the event and
  *   reports the subflows it closes with mps_conn_sf_closed().
  *
- * - Known limit: with DSS checksums and several subflows, bytes of a
- *   record still being checked may become visible to the program when a
- *   record of another subflow completes first.  Without checksums (the
- *   default) nothing is hidden anyway.
+ * - Joins under attack (RFC 7430): a join the peer opens is
+ *   half-open until its ACK form's HMAC checks out; a connection has at
+ *   most MPS_CONN_MAX_HALF_OPEN of them, and the process's total is a
+ *   counter the runtime caps.  A SYN form that repeats a nonce of an
+ *   earlier one on the same connection (the last MPS_CONN_JOIN_NONCES)
+ *   is a replay and is refused.  Every refusal resets that subflow alone.
+ *
+ * - Signals that change the connection (REMOVE_ADDR, MP_PRIO) count only
+ *   on an established connection and an authenticated subflow: the
+ *   initial one after the MP_CAPABLE exchange, a join after both HMACs.
+ *   Out of place they are ignored and counted (signals_refused).
  */
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -69,9 +77,33 @@ bool mps__conn_has_other(const struct mps_conn *conn, const struct mps_sf *sf)
 	return false;
 }
 
+/* Responder joins of the whole process still proving the keys. */
+static atomic_ulong half_open_joins;
+
+unsigned long mps_conn_half_open_joins(void)
+{
+	return atomic_load(&half_open_joins);
+}
+
+static void sf_half_open_begin(struct mps_conn *conn, struct mps_sf *sf)
+{
+	sf->half_open = true;
+	conn->half_open++;
+	atomic_fetch_add(&half_open_joins, 1);
+}
+
+void mps__sf_half_open_end(struct mps_conn *conn, struct mps_sf *sf)
+{
+	if (!sf->half_open)
+		return;
+	sf->half_open = false;
+	conn->half_open--;
+	atomic_fetch_sub(&half_open_joins, 1);
+}
+
 /* A zeroed event slot at the queue's tail, or NULL (dropped, counted). */
-static struct mps_conn_event *
-ev_push(struct mps_conn *conn, enum mps_conn_event_kind kind, int sf)
+struct mps_conn_event *
+mps__ev_push(struct mps_conn *conn, enum mps_conn_event_kind kind, int sf)
 {
 	struct mps_conn_event *ev;
 
@@ -90,7 +122,7 @@ ev_push(struct mps_conn *conn, enum mps_conn_event_kind kind, int sf)
 static void ev_sf_failed(struct mps_conn *conn, struct mps_sf *sf, int err)
 {
 	struct mps_conn_event *ev =
-		ev_push(conn, MPS_EV_SUBFLOW_FAILED, sf_index(conn, sf));
+		mps__ev_push(conn, MPS_EV_SUBFLOW_FAILED, sf_index(conn, sf));
 
 	if (ev)
 		ev->err = err;
@@ -170,6 +202,7 @@ void mps__sf_lose(struct mps_conn *conn, struct mps_sf *sf, int err)
 {
 	if (sf->failed)
 		return;
+	mps__sf_half_open_end(conn, sf);
 	sf->failed = true;
 	sf->dead = true;
 	sf->stalled = false;
@@ -226,13 +259,14 @@ static int sf_refuse(struct mps_conn *conn, struct mps_sf *sf, uint8_t rs)
 /* Both HMACs checked out: the subflow may carry data. */
 static void sf_join_up(struct mps_conn *conn, struct mps_sf *sf)
 {
+	mps__sf_half_open_end(conn, sf);
 	sf->phase = SF_OPEN;
 	sf->ack_first = true;
 	sf->ack_sent = rcv_data_ack(conn);
 	sf->ack_rcvd = conn->snd_una;
 	sf->red_nxt = conn->snd_una;
 	conn->stats.joins_accepted++;
-	ev_push(conn, MPS_EV_SUBFLOW_ESTABLISHED, sf_index(conn, sf));
+	mps__ev_push(conn, MPS_EV_SUBFLOW_ESTABLISHED, sf_index(conn, sf));
 }
 
 static int sf_emit_join(struct mps_conn *conn,
@@ -245,6 +279,28 @@ static int sf_emit_join(struct mps_conn *conn,
 	return mps__sf_emit(conn, sf, &opt, 0, 0, false);
 }
 
+/*
+ * Whether nonce came in an earlier SYN form on this connection; remembers
+ * it either way.  The initiator draws a fresh random nonce per join, so a
+ * repeat is a replay of a recorded SYN (RFC 7430 worries about
+ * replayed joins; the SYN alone proves nothing, but a replay is refused
+ * before this end spends a nonce and two HMACs on it).
+ */
+static bool join_nonce_seen(struct mps_conn *conn, uint32_t nonce)
+{
+	unsigned int i;
+
+	for (i = 0; i < conn->join_nonce_n; i++)
+		if (conn->join_nonce[i] == nonce)
+			return true;
+	conn->join_nonce[conn->join_nonce_next] = nonce;
+	conn->join_nonce_next =
+		(conn->join_nonce_next + 1) % MPS_CONN_JOIN_NONCES;
+	if (conn->join_nonce_n < MPS_CONN_JOIN_NONCES)
+		conn->join_nonce_n++;
+	return false;
+}
+
 /* Responder: the SYN form names our token and brings A's nonce. */
 static int rx_join_syn(struct mps_conn *conn,
 		       struct mps_sf *sf,
@@ -255,6 +311,10 @@ static int rx_join_syn(struct mps_conn *conn,
 
 	if (syn->token != conn->local.token || !mps_conn_can_join(conn))
 		return sf_refuse(conn, sf, MPS_RST_MPTCP_ERROR);
+	if (join_nonce_seen(conn, syn->nonce)) {
+		conn->stats.joins_replayed++;
+		return sf_refuse(conn, sf, MPS_RST_MPTCP_ERROR);
+	}
 	sf->peer_nonce = syn->nonce;
 	sf->peer_addr_id = syn->addr_id;
 	sf->backup_peer = syn->backup;
@@ -364,8 +424,8 @@ int mps__rx_join_phase(struct mps_conn *conn,
 			return rx_join_ack(conn, sf, &opt->mp_join);
 		break;
 	case SF_JOIN_WAIT_EST:
-		if (opt->subtype != MPS_MP_JOIN &&
-		    opt->subtype != MPS_MP_CAPABLE) {
+		/* The responder's first DSS stands for the fourth ACK. */
+		if (opt->subtype == MPS_DSS) {
 			sf_join_up(conn, sf);
 			return 1;
 		}
@@ -462,7 +522,7 @@ int mps__rx_add_addr(struct mps_conn *conn, const struct mps_add_addr *aa)
 	}
 
 	conn->stats.addrs_accepted++;
-	ev = ev_push(conn, MPS_EV_ADDR_ADDED, -1);
+	ev = mps__ev_push(conn, MPS_EV_ADDR_ADDED, -1);
 	if (ev) {
 		ev->addr_id = aa->addr_id;
 		ev->addr = aa->addr;
@@ -479,6 +539,10 @@ int mps__rx_remove_addr(struct mps_conn *conn, const struct mps_remove_addr *ra)
 	unsigned int k;
 	int i;
 
+	if (conn->state != MPS_CONN_ESTABLISHED) {
+		conn->stats.signals_refused++;
+		return 0;
+	}
 	for (k = 0; k < ra->count; k++) {
 		struct mps_conn_event *ev;
 
@@ -486,7 +550,7 @@ int mps__rx_remove_addr(struct mps_conn *conn, const struct mps_remove_addr *ra)
 			if (conn->addrs[i].used &&
 			    conn->addrs[i].id == ra->ids[k])
 				conn->addrs[i].used = false;
-		ev = ev_push(conn, MPS_EV_ADDR_REMOVED, -1);
+		ev = mps__ev_push(conn, MPS_EV_ADDR_REMOVED, -1);
 		if (ev)
 			ev->addr_id = ra->ids[k];
 	}
@@ -504,8 +568,12 @@ int mps__rx_mp_prio(struct mps_conn *conn,
 {
 	struct mps_conn_event *ev;
 
+	if (conn->state != MPS_CONN_ESTABLISHED || !sf_live(sf)) {
+		conn->stats.signals_refused++;
+		return 0;
+	}
 	sf->backup_peer = prio->backup;
-	ev = ev_push(conn, MPS_EV_PRIO_CHANGED, sf_index(conn, sf));
+	ev = mps__ev_push(conn, MPS_EV_PRIO_CHANGED, sf_index(conn, sf));
 	if (ev)
 		ev->backup = prio->backup;
 	return 0;
@@ -644,6 +712,8 @@ int mps_conn_sf_add_join(struct mps_conn *conn,
 	if (!mps_conn_can_join(conn))
 		return -EAGAIN;
 	err = nonce_draw(&nonce);
+	if (!err)
+		err = mps__hist_enable(conn);
 	if (err)
 		return err;
 	sf = mps__sf_new(conn);
@@ -668,11 +738,19 @@ int mps_conn_sf_accept_join(struct mps_conn *conn)
 
 	if (conn->state != MPS_CONN_ESTABLISHED)
 		return -ENOTCONN;
+	if (conn->half_open >= MPS_CONN_MAX_HALF_OPEN) {
+		conn->stats.joins_half_open_refused++;
+		conn->stats.joins_refused++;
+		return -EBUSY;
+	}
+	if (mps__hist_enable(conn))
+		return -ENOMEM;
 	sf = mps__sf_new(conn);
 	if (!sf)
 		return -ENOSPC;
 	sf->join = true;
 	sf->phase = SF_JOIN_WAIT_SYN;
+	sf_half_open_begin(conn, sf);
 	return sf_index(conn, sf);
 }
 

@@ -153,6 +153,41 @@ static void ring_drop(struct mps_ring *r, size_t n)
 		r->head = 0;
 }
 
+/* Whether n held bytes from offset off equal data (all held, or false). */
+static bool
+ring_same(const struct mps_ring *r, size_t off, const uint8_t *data, size_t n)
+{
+	struct iovec iov[2];
+	int k, i;
+
+	if (n == 0)
+		return true;
+	if (off > r->len || n > r->len - off)
+		return false;
+	k = ring_iov(r, off, n, iov);
+	for (i = 0; i < k; i++) {
+		if (memcmp(iov[i].iov_base, data, iov[i].iov_len) != 0)
+			return false;
+		data += iov[i].iov_len;
+	}
+	return true;
+}
+
+/* Appends to a ring that forgets its oldest bytes to make room. */
+static void ring_push_last(struct mps_ring *r, const uint8_t *p, size_t n)
+{
+	if (r->cap == 0)
+		return;
+	if (n > r->cap) {
+		p += n - r->cap;
+		n = r->cap;
+	}
+	if (n > ring_room(r))
+		ring_drop(r, n - ring_room(r));
+	ring_put(r, p, n);
+	ring_show(r);
+}
+
 /*
  * Small helpers.
  */
@@ -416,8 +451,15 @@ struct mps_conn *mps_conn_new(enum mps_role role,
 	return conn;
 }
 
+/*
+ * Frees everything.  The keys go first (mps_crypto_wipe), then the whole
+ * structure is wiped too, since encoded records (MP_CAPABLE, MP_FASTCLOSE)
+ * in the out queues and the record parser's buffer hold key bytes.
+ */
 void mps_conn_free(struct mps_conn *conn)
 {
+	int i;
+
 	if (!conn)
 		return;
 
@@ -425,9 +467,47 @@ void mps_conn_free(struct mps_conn *conn)
 	mps_crypto_wipe(&conn->peer_key, sizeof(conn->peer_key));
 	if (conn->reasm_ready)
 		mps_reasm_destroy(&conn->reasm);
+	for (i = 0; i < conn->nsf; i++) {
+		mps__sf_half_open_end(conn, &conn->sf[i]);
+		free(conn->sf[i].rx_stage);
+	}
 	ring_free(&conn->snd);
 	ring_free(&conn->rcv);
+	ring_free(&conn->hist);
+	mps_crypto_wipe(conn, sizeof(*conn));
 	free(conn);
+}
+
+int mps__hist_enable(struct mps_conn *conn)
+{
+	if (conn->hist.buf)
+		return 0;
+	return ring_init(&conn->hist, MPS_CONN_HIST);
+}
+
+size_t mps_conn_mem_bound(const struct mps_conn_params *params)
+{
+	size_t rcv = params->rcv_buf;
+
+	if (rcv < MPS_CONN_INITIAL_WINDOW)
+		rcv = MPS_CONN_INITIAL_WINDOW;
+	return sizeof(struct mps_conn) + params->snd_buf + rcv +
+	       (rcv + MPS_CONN_REASM_SLACK) + MPS_CONN_HIST +
+	       (size_t)MPS_CONN_MAX_SF * MPS_WIRE_PAYLOAD_MAX;
+}
+
+size_t mps_conn_mem_used(const struct mps_conn *conn)
+{
+	size_t n = sizeof(*conn) + conn->snd.cap + conn->rcv.cap +
+		   conn->hist.cap;
+	int i;
+
+	if (conn->reasm_ready)
+		n += mps_reasm_mem_used(&conn->reasm);
+	for (i = 0; i < conn->nsf; i++)
+		if (conn->sf[i].rx_stage)
+			n += MPS_WIRE_PAYLOAD_MAX;
+	return n;
 }
 
 /* A fresh subflow slot, or NULL when every slot was used. */
@@ -988,6 +1068,45 @@ static void sf_fill_sf_reset(struct mps_conn *conn, struct mps_sf *sf)
 		sf->rst_due = false;
 }
 
+/*
+ * RFC 8684 section 3.7: our MP_FAIL, if we found the damage, then our
+ * infinite mapping (a DSS mapping of length 0 at the first byte the peer
+ * has not acknowledged) with a data ACK, after which the rest of this
+ * direction is raw bytes from that DSN on.
+ */
+static void sf_fill_fail(struct mps_conn *conn, struct mps_sf *sf)
+{
+	struct mps_option opt;
+	struct mps_dss *dss = &opt.dss;
+
+	if (!sf_live(sf))
+		return;
+	if (conn->fail_due) {
+		memset(&opt, 0, sizeof(opt));
+		opt.subtype = MPS_MP_FAIL;
+		opt.mp_fail.dsn = conn->fail_dsn;
+		if (mps__sf_emit(conn, sf, &opt, 0, 0, false))
+			return;
+		conn->fail_due = false;
+	}
+	if (!conn->infmap_due || sf_outq_room(sf) == 0)
+		return;
+	memset(&opt, 0, sizeof(opt));
+	opt.subtype = MPS_DSS;
+	dss->flags = MPS_DSS_MAP | MPS_DSS_DSN64;
+	dss->dsn = conn->snd_una;
+	dss->ssn = sf->tx_ssn;
+	if (tx_csum(conn)) {
+		dss->has_checksum = true;
+		dss->checksum = mps_dss_csum(dss->dsn, dss->ssn, 0, "", 0);
+	}
+	dss_add_ack(conn, sf, dss);
+	if (mps__sf_emit(conn, sf, &opt, 0, 0, false))
+		return;
+	conn->infmap_due = false;
+	conn->tx_raw = true;
+}
+
 /* Cuts what subflow sf should carry next into its out queue. */
 static void sf_fill(struct mps_conn *conn, struct mps_sf *sf)
 {
@@ -999,6 +1118,10 @@ static void sf_fill(struct mps_conn *conn, struct mps_sf *sf)
 	}
 	if (conn->state == MPS_CONN_RESET) {
 		sf_fill_reset(conn, sf);
+		return;
+	}
+	if (conn->fail_due || conn->infmap_due) {
+		sf_fill_fail(conn, sf);
 		return;
 	}
 	if (conn->tx_raw || sf->phase != SF_OPEN)
@@ -1206,11 +1329,59 @@ static void rcv_check_fin(struct mps_conn *conn)
 }
 
 /*
- * Delivers n bytes at dsn: straight into the ring when in order with
- * nothing queued (the common case), else through the reassembly queue.
- * With checksums, ring bytes stay hidden until their record checks out;
- * queued ones do not wait, which only matters once another subflow can
- * fill the hole before this record ends (MP_JOIN).
+ * Whether n bytes at dsn, all before rcv_nxt, are the ones this end holds
+ * (the receive ring: rcv_read to rcv_nxt) or delivered (the history:
+ * MPS_CONN_HIST bytes before rcv_read, once there is a second subflow).
+ * Older bytes cannot be compared; they are counted in dup_unchecked.
+ */
+static bool
+rcv_same(struct mps_conn *conn, uint64_t dsn, const uint8_t *data, size_t n)
+{
+	if (mps_dsn_before(dsn, conn->rcv_read)) {
+		uint64_t hist_from = conn->rcv_read - conn->hist.len;
+		uint64_t old = conn->rcv_read - dsn;
+		size_t k = old < n ? (size_t)old : n;
+		size_t lost = 0;
+
+		if (mps_dsn_before(dsn, hist_from)) {
+			uint64_t u = hist_from - dsn;
+
+			lost = u < k ? (size_t)u : k;
+			conn->stats.dup_unchecked += lost;
+		}
+		if (!ring_same(&conn->hist,
+			       (size_t)(dsn + lost - hist_from),
+			       data + lost,
+			       k - lost))
+			return false;
+		dsn += k;
+		data += k;
+		n -= k;
+	}
+	return ring_same(&conn->rcv, (size_t)(dsn - conn->rcv_read), data, n);
+}
+
+/*
+ * RFC 7430 and RFC 8684 section 5: a copy of data that this
+ * end already has, with different content.  The copy that came first
+ * wins; the subflow that brought the other one is reset (MP_TCPRST,
+ * reason 1) and the runtime hears of it.  Returns a negative errno.
+ */
+static int rx_inconsistent(struct mps_conn *conn, struct mps_sf *sf, uint64_t dsn)
+{
+	struct mps_conn_event *ev;
+
+	conn->stats.inconsistent_data++;
+	ev = mps__ev_push(conn, MPS_EV_INCONSISTENT_DATA, sf_index(conn, sf));
+	if (ev)
+		ev->dsn = dsn;
+	return sf_fail(conn, sf, -EPROTO, MPS_RST_MPTCP_ERROR);
+}
+
+/*
+ * Delivers n checked bytes at dsn: straight into the ring when in order
+ * with nothing queued (the common case), else through the reassembly
+ * queue.  Bytes this end already has are compared with the copy it has.
  */
 static int rcv_deliver(struct mps_conn *conn,
 		       struct mps_sf *sf,
@@ -1226,6 +1397,8 @@ static int rcv_deliver(struct mps_conn *conn,
 		uint64_t behind = rcv_nxt(conn) - dsn;
 		size_t skip = behind < n ? (size_t)behind : n;
 
+		if (!rcv_same(conn, dsn, data, skip))
+			return rx_inconsistent(conn, sf, dsn);
 		conn->stats.dup_bytes += skip;
 		dsn += skip;
 		data += skip;
@@ -1247,22 +1420,95 @@ static int rcv_deliver(struct mps_conn *conn,
 				       &res);
 		if (err == -ENOBUFS || err == -ENOMEM)
 			return sf_fail(conn, sf, err, MPS_RST_NO_RESOURCES);
-		if (err || res.mismatched)
+		if (err)
 			return sf_protocol_error(conn, sf);
+		if (res.mismatched)
+			return rx_inconsistent(conn, sf, dsn + direct);
 		conn->stats.dup_bytes += res.duplicate;
 	}
 	rcv_pull_ready(conn);
 	return 0;
 }
 
-/* The record's payload is all in: check its checksum, then show it. */
+/* Our send side goes plain TCP: the infinite mapping, then raw bytes. */
+static void conn_tx_fall_back(struct mps_conn *conn, uint64_t from)
+{
+	int i;
+
+	if (conn->infmap_due || conn->tx_raw)
+		return;
+	conn->state = MPS_CONN_FALLBACK;
+	conn->stats.fallbacks++;
+	conn->infmap_due = true;
+	conn->nreinj = 0;
+	for (i = 0; i < conn->nsf; i++) {
+		sf_drop_unsent(&conn->sf[i]);
+		conn->sf[i].nsent = 0;
+	}
+	if (mps_dsn_after(from, conn->snd_una) &&
+	    !mps_dsn_after(from, conn->snd_end))
+		conn->snd_una = from; /* the peer has what lies before */
+	conn->snd_nxt = conn->snd_una;
+	conn->snd_wr = conn->snd_una;
+	mps__snd_release(conn);
+}
+
+/*
+ * RFC 8684 section 3.7: a checksum failed on the only subflow.  MP_FAIL
+ * names the first byte this end is missing (rcv_nxt: the damaged
+ * mapping's bytes were never delivered), both directions fall back to
+ * plain TCP with an infinite mapping each, and each side sends raw bytes
+ * from where the other's data ACK left it.  Until the peer's infinite
+ * mapping arrives, payload of its records is dropped: it comes again raw.
+ */
+static void conn_mp_fail(struct mps_conn *conn, struct mps_sf *sf)
+{
+	struct mps_conn_event *ev;
+
+	conn->stats.mp_fail++;
+	conn->fail_due = true;
+	conn->fail_dsn = rcv_nxt(conn);
+	conn->fail_wait = true;
+	conn_tx_fall_back(conn, conn->snd_una);
+	ev = mps__ev_push(conn, MPS_EV_MP_FAIL, sf_index(conn, sf));
+	if (ev)
+		ev->dsn = conn->fail_dsn;
+}
+
+/*
+ * A DSS checksum failed (RFC 8684 section 3.7): with another subflow
+ * left, this one is reset (MP_TCPRST, middlebox interference) and the
+ * sender sends its unacknowledged data again on the others; on the only
+ * one, MP_FAIL and fallback (returns 0: the subflow goes on).  Nothing
+ * of the damaged mapping reaches the program.
+ */
+static int rx_csum_fail(struct mps_conn *conn, struct mps_sf *sf)
+{
+	conn->stats.csum_errors++;
+	sf->rx_pay_len = 0;
+	if (!sf_live(sf) || mps__conn_has_other(conn, sf) ||
+	    conn->state != MPS_CONN_ESTABLISHED)
+		return sf_fail(conn, sf, -EBADMSG, MPS_RST_MIDDLEBOX);
+	conn_mp_fail(conn, sf);
+	return 0;
+}
+
+/* The record's payload is all in: check its checksum, then deliver it. */
 static int rx_payload_end(struct mps_conn *conn, struct mps_sf *sf)
 {
-	if (sf->rx_csum_on && mps_csum_final(&sf->rx_csum) != 0) {
-		/* TODO: RFC 8684 section 3.7: on the only subflow, MP_FAIL
-		 * and fall back with an infinite mapping instead. */
-		conn->stats.csum_errors++;
-		return sf_fail(conn, sf, -EBADMSG, MPS_RST_MPTCP_ERROR);
+	int err;
+
+	if (sf->rx_discard) {
+		sf->rx_pay_len = 0;
+		return 0;
+	}
+	if (sf->rx_csum_on) {
+		if (mps_csum_final(&sf->rx_csum) != 0)
+			return rx_csum_fail(conn, sf);
+		err = rcv_deliver(
+			conn, sf, sf->rx_dsn, sf->rx_stage, sf->rx_pay_len);
+		if (err)
+			return err;
 	}
 
 	sf->rx_pay_len = 0;
@@ -1286,11 +1532,18 @@ static int rx_payload(struct mps_conn *conn,
 {
 	int err;
 
-	if (sf->rx_csum_on)
+	if (sf->rx_discard) {
+		/* nothing */
+	} else if (sf->rx_csum_on) {
+		/* Held until the checksum checks out (rx_payload_end). */
 		mps_csum_add(&sf->rx_csum, buf, n);
-	err = rcv_deliver(conn, sf, sf->rx_dsn + sf->rx_pay_done, buf, n);
-	if (err)
-		return err;
+		memcpy(sf->rx_stage + sf->rx_pay_done, buf, n);
+	} else {
+		err = rcv_deliver(
+			conn, sf, sf->rx_dsn + sf->rx_pay_done, buf, n);
+		if (err)
+			return err;
+	}
 
 	sf->rx_pay_done += n;
 	sf->rx_ssn += (uint32_t)n;
@@ -1334,7 +1587,16 @@ static int rx_map_start(struct mps_conn *conn,
 	sf->rx_pay_len = pay_len;
 	sf->rx_pay_done = 0;
 	sf->rx_fin = fin;
-	sf->rx_csum_on = checksum >= 0;
+	/* After an MP_FAIL the data comes again raw: drop this copy. */
+	sf->rx_discard = conn->fail_wait;
+	sf->rx_csum_on = checksum >= 0 && !sf->rx_discard;
+	if (sf->rx_csum_on && !sf->rx_stage) {
+		sf->rx_stage = malloc(MPS_WIRE_PAYLOAD_MAX);
+		if (!sf->rx_stage) {
+			sf->rx_pay_len = 0;
+			return sf_fail(conn, sf, -ENOMEM, MPS_RST_NO_RESOURCES);
+		}
+	}
 	if (sf->rx_csum_on)
 		mps_dss_csum_start(
 			&sf->rx_csum, dsn, ssn, data_len, (uint16_t)checksum);
@@ -1349,11 +1611,11 @@ static int rx_bare_fin(struct mps_conn *conn,
 {
 	if (dss->ssn != 0)
 		return sf_protocol_error(conn, sf);
+	if (conn->fail_wait)
+		return 0; /* in raw mode the end of stream says it */
 	if (dss->has_checksum &&
-	    !mps_dss_csum_ok(dsn, 0, 1, "", 0, dss->checksum)) {
-		conn->stats.csum_errors++;
-		return sf_fail(conn, sf, -EBADMSG, MPS_RST_MPTCP_ERROR);
-	}
+	    !mps_dss_csum_ok(dsn, 0, 1, "", 0, dss->checksum))
+		return rx_csum_fail(conn, sf);
 	if (mps_dsn_before(dsn, rcv_nxt(conn)) ||
 	    (conn->rcv_fin_seen && dsn != conn->rcv_fin_dsn))
 		return sf_protocol_error(conn, sf);
@@ -1406,6 +1668,59 @@ rx_data_ack(struct mps_conn *conn, struct mps_sf *sf, const struct mps_dss *dss)
 	return 0;
 }
 
+/*
+ * The peer's infinite mapping (RFC 8684 section 3.7): accepted only as
+ * the answer to an MP_FAIL, on the only subflow.  From its DSN on, the
+ * rest of the stream is raw; bytes this end has already are dropped
+ * (after a comparison).  Data beyond a gap cannot be recovered.
+ */
+static int rx_infinite(struct mps_conn *conn, struct mps_sf *sf, uint64_t dsn)
+{
+	uint64_t nxt = rcv_nxt(conn);
+	int err;
+
+	if (!conn->fail_wait || mps__conn_has_other(conn, sf) ||
+	    mps_dsn_after(dsn, nxt) ||
+	    nxt - dsn > conn->rcv.cap + (uint64_t)MPS_CONN_HIST)
+		return sf_protocol_error(conn, sf);
+
+	/* The out-of-order data is superseded by the raw stream. */
+	mps_reasm_destroy(&conn->reasm);
+	err = mps_reasm_init(
+		&conn->reasm, nxt, conn->rcv.cap + MPS_CONN_REASM_SLACK);
+	if (err)
+		return sf_fail(conn, sf, err, MPS_RST_NO_RESOURCES);
+	conn->fail_wait = false;
+	conn->rx_raw = true;
+	conn->rx_skip = nxt - dsn;
+	return 0;
+}
+
+/*
+ * The peer's MP_FAIL (RFC 8684 section 3.7): it found a checksum failure
+ * on the only subflow.  Only with checksums agreed and one subflow;
+ * otherwise it is ignored and counted.
+ */
+static int rx_mp_fail(struct mps_conn *conn,
+		      struct mps_sf *sf,
+		      const struct mps_mp_fail *fail)
+{
+	struct mps_conn_event *ev;
+
+	if (!conn->csum || conn->state != MPS_CONN_ESTABLISHED ||
+	    mps__conn_has_other(conn, sf)) {
+		conn->stats.signals_refused++;
+		return 0;
+	}
+	conn->stats.mp_fail++;
+	conn->fail_wait = true;
+	conn_tx_fall_back(conn, fail->dsn);
+	ev = mps__ev_push(conn, MPS_EV_MP_FAIL, sf_index(conn, sf));
+	if (ev)
+		ev->dsn = fail->dsn;
+	return 0;
+}
+
 static int rx_dss_map(struct mps_conn *conn,
 		      struct mps_sf *sf,
 		      const struct mps_dss *dss,
@@ -1414,14 +1729,12 @@ static int rx_dss_map(struct mps_conn *conn,
 	bool fin = dss->flags & MPS_DSS_FIN;
 	uint64_t dsn = dss->dsn;
 
-	/* TODO: the infinite mapping (RFC 8684 section 3.7) answers an
-	 * MP_FAIL, which this end never sends yet. */
-	if (dss->data_len == 0)
-		return sf_protocol_error(conn, sf);
 	if (dss->has_checksum != rx_csum(conn))
 		return sf_protocol_error(conn, sf);
 	if (!(dss->flags & MPS_DSS_DSN64))
 		dsn = mps_dsn_expand((uint32_t)dsn, rcv_nxt(conn));
+	if (dss->data_len == 0)
+		return rx_infinite(conn, sf, dsn);
 
 	if (pay_len == 0)
 		return rx_bare_fin(conn, sf, dss, dsn);
@@ -1629,6 +1942,8 @@ static int rx_record(struct mps_conn *conn,
 		return mps__rx_remove_addr(conn, &opt->remove_addr);
 	case MPS_MP_PRIO:
 		return mps__rx_mp_prio(conn, sf, &opt->mp_prio);
+	case MPS_MP_FAIL:
+		return rx_mp_fail(conn, sf, &opt->mp_fail);
 	default:
 		return sf_protocol_error(conn, sf);
 	}
@@ -1689,14 +2004,19 @@ rx_head_done(struct mps_conn *conn, struct mps_sf *sf, size_t pay_len)
 			return 0;
 		}
 		sf->rx_have = 0;
-		return rx_mpc_first(conn, sf, &opt.mp_capable);
+		err = rx_mpc_first(conn, sf, &opt.mp_capable);
+		mps_crypto_wipe(&opt, sizeof(opt));
+		return err;
 	}
 	if (err)
 		return sf_protocol_error(conn, sf);
 
 	sf->rx_have = 0;
 	sf->rx_pay_len = 0;
-	return rx_record(conn, sf, &opt, pay_len);
+	err = rx_record(conn, sf, &opt, pay_len);
+	/* MP_CAPABLE and MP_FASTCLOSE carry keys: no copy stays behind. */
+	mps_crypto_wipe(&opt, sizeof(opt));
+	return err;
 }
 
 /*
@@ -1741,9 +2061,23 @@ static ssize_t rx_head(struct mps_conn *conn,
 }
 
 /* Fallback input: the program gets the bytes as they are. */
-static int rx_raw(struct mps_conn *conn, const uint8_t *buf, size_t len)
+static int
+rx_raw(struct mps_conn *conn, struct mps_sf *sf, const uint8_t *buf, size_t len)
 {
-	size_t n = ring_put(&conn->rcv, buf, len);
+	size_t n;
+
+	if (conn->rx_skip > 0) {
+		/* Raw data from behind rcv_nxt: this end has it already. */
+		size_t k = conn->rx_skip < len ? (size_t)conn->rx_skip : len;
+
+		if (!rcv_same(conn, rcv_nxt(conn) - conn->rx_skip, buf, k))
+			return rx_inconsistent(conn, sf, rcv_nxt(conn));
+		conn->stats.dup_bytes += k;
+		conn->rx_skip -= k;
+		buf += k;
+		len -= k;
+	}
+	n = ring_put(&conn->rcv, buf, len);
 
 	ring_show(&conn->rcv);
 	conn->stats.bytes_in += n;
@@ -1789,7 +2123,7 @@ int mps_conn_sf_input(struct mps_conn *conn,
 		int err;
 
 		if (conn->rx_raw)
-			return rx_raw(conn, buf, len);
+			return rx_raw(conn, sf, buf, len);
 		err = rx_step(conn, sf, buf, len, &used);
 		if (err)
 			return err;
@@ -1805,7 +2139,7 @@ size_t mps_conn_sf_rx_room(const struct mps_conn *conn, int sfi)
 	if (sfi < 0 || sfi >= conn->nsf)
 		return 0;
 	if (conn->rx_raw)
-		return ring_room(&conn->rcv);
+		return ring_room(&conn->rcv) + conn->rx_skip;
 	if (rx_awaits_first(conn))
 		return ring_room(&conn->rcv) - conn->sf[sfi].rx_have;
 	return SIZE_MAX;
@@ -1878,6 +2212,8 @@ bool mps_conn_sf_done(const struct mps_conn *conn, int sfi)
 		return false;
 	if (sf->failed)
 		return !sf->rst_due;
+	if (conn->fail_due || conn->infmap_due)
+		return false;
 
 	switch (conn->state) {
 	case MPS_CONN_RESET:
@@ -1932,8 +2268,17 @@ int mps_conn_app_peek(struct mps_conn *conn, struct iovec *iov, int iovcnt)
 
 void mps_conn_app_consume(struct mps_conn *conn, size_t n)
 {
+	struct iovec iov[2];
+	int k, i;
+
 	if (n > conn->rcv.vis)
 		n = conn->rcv.vis;
+	if (conn->hist.buf && !conn->rx_raw && n > 0) {
+		k = ring_iov(&conn->rcv, 0, n, iov);
+		for (i = 0; i < k; i++)
+			ring_push_last(
+				&conn->hist, iov[i].iov_base, iov[i].iov_len);
+	}
 	ring_drop(&conn->rcv, n);
 	conn->rcv_read += n;
 }

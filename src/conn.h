@@ -80,6 +80,22 @@ enum mps_conn_state {
 /* Peer addresses remembered from ADD_ADDR; more are refused and counted. */
 #define MPS_CONN_MAX_ADDRS 8
 
+/*
+ * Joins the peer opened that have not proved the keys yet (MP_JOIN SYN
+ * awaited, or SYN/ACK sent and ACK awaited).  mps_conn_sf_accept_join()
+ * refuses more with -EBUSY.  The process's total is
+ * mps_conn_half_open_joins(), for the runtime to cap.
+ */
+#define MPS_CONN_MAX_HALF_OPEN 2
+
+/*
+ * Bytes already consumed by the program that are kept to compare with a
+ * copy of the same data sequence range arriving again (redundant
+ * scheduling, reinjection).  Kept only once a connection has a second
+ * subflow; older bytes are not compared (counted in dup_unchecked).
+ */
+#define MPS_CONN_HIST (256 * 1024)
+
 /* How new data is spread over the established subflows. */
 enum mps_sched {
 	MPS_SCHED_EARLIEST = 0, /* earliest expected delivery (ECF, BLEST) */
@@ -176,8 +192,10 @@ int mps_join_refusal(uint8_t *buf, size_t cap);
 /*
  * The peer opened a subflow for this connection (its token matched): add
  * it and feed it every byte read, the SYN record included.  Returns its
- * number, -ENOTCONN unless ESTABLISHED, -ENOSPC when full.  A join the
- * connection cannot take yet is refused in-band when its SYN arrives.
+ * number, -ENOTCONN unless ESTABLISHED, -ENOSPC when full, -EBUSY when
+ * MPS_CONN_MAX_HALF_OPEN joins are half-open already (the caller closes
+ * the socket), -ENOMEM.  A join the connection cannot take yet is
+ * refused in-band when its SYN arrives.
  */
 int mps_conn_sf_accept_join(struct mps_conn *conn);
 
@@ -235,6 +253,15 @@ enum mps_conn_event_kind {
 	MPS_EV_SUBFLOW_FAILED,	    /* sf, err: out of the connection; close
 				       it once mps_conn_sf_done() */
 	MPS_EV_PRIO_CHANGED,	    /* sf, backup: the peer's MP_PRIO */
+	MPS_EV_INCONSISTENT_DATA,   /* sf, dsn: a copy of data this end
+				       holds or delivered differed; sf is
+				       reset, its copy dropped.  The core
+				       does not log: the runtime logs this
+				       one (warn level) */
+	MPS_EV_MP_FAIL,		    /* sf, dsn: a DSS checksum failed on the
+				       only subflow (or the peer said so
+				       with MP_FAIL): the connection falls
+				       back to plain TCP from dsn on */
 };
 
 struct mps_conn_event {
@@ -245,6 +272,7 @@ struct mps_conn_event {
 	uint8_t addr_id;
 	uint16_t port;
 	struct mps_addr addr;
+	uint64_t dsn; /* INCONSISTENT_DATA, MP_FAIL */
 };
 
 /*
@@ -264,8 +292,19 @@ bool mps_conn_next_event(struct mps_conn *conn, struct mps_conn_event *ev);
  * nothing in v0), and SUBFLOW_FAILED is queued.
  *   -EPROTO   a malformed record, an option out of place, a wrong key
  *             echo, data outside the advertised window or after DATA_FIN;
- *   -EPERM    a join refused: wrong token or HMAC, or too early;
- *   -EBADMSG  a DSS checksum mismatch;
+ *   -EPERM    a join refused: wrong token or HMAC, a replayed SYN
+ *             nonce, too early, or any other record before the join
+ *             proved the keys;
+ *   -EBADMSG  a DSS checksum mismatch while another subflow remains:
+ *             this one is reset with reason 6 (middlebox interference)
+ *             and its data goes again on the others.  On the only
+ *             subflow the core instead sends MP_FAIL and falls back to
+ *             plain TCP with an infinite mapping each way (RFC 8684
+ *             section 3.7), returns 0 and queues MPS_EV_MP_FAIL; the
+ *             state becomes FALLBACK and the subflow goes on;
+ *   -EPROTO   also: a copy of data this end holds or delivered (the last
+ *             MPS_CONN_HIST bytes) that differs from it; the copy is
+ *             dropped and MPS_EV_INCONSISTENT_DATA queued;
  *   -ENOBUFS  out-of-order data beyond the reassembly memory bound, or
  *             more bytes than mps_conn_sf_rx_room() allowed (FALLBACK);
  *   -EINVAL   no such subflow.
@@ -384,6 +423,16 @@ struct mps_conn_stats {
 	uint64_t addrs_refused;	   /* bad HMAC, no room, or out of place */
 	uint64_t events_dropped;   /* the event queue was full */
 	uint64_t stalls;	   /* subflows found stalled */
+	/* security and robustness (RFC 7430) */
+	uint64_t inconsistent_data; /* copies that differed: sf reset */
+	uint64_t dup_unchecked;	    /* bytes received again too late to
+				       compare (older than MPS_CONN_HIST) */
+	uint64_t joins_replayed;    /* SYN forms with a nonce seen before
+				       (also in joins_refused) */
+	uint64_t joins_half_open_refused; /* over MPS_CONN_MAX_HALF_OPEN */
+	uint64_t signals_refused;   /* REMOVE_ADDR, MP_PRIO or MP_FAIL out
+				       of place: ignored */
+	uint64_t mp_fail;	    /* MP_FAIL sent or received */
 };
 
 /* A subflow's state as the statistics show it. */
@@ -429,6 +478,40 @@ struct mps_conn_info {
 };
 
 void mps_conn_get_info(const struct mps_conn *conn, struct mps_conn_info *info);
+
+/*
+ * Memory.  A connection never holds more than mps_conn_mem_bound() bytes,
+ * whatever its peer sends:
+ *
+ *   sizeof(struct mps_conn)               fixed: subflows, queues, tables
+ *   + snd_buf                             the send ring
+ *   + R, R = max(rcv_buf, MPS_CONN_INITIAL_WINDOW)   the receive ring
+ *   + R + 64 KiB                          the reassembly queue's hard bound
+ *                                         (out-of-order data, bookkeeping
+ *                                         included)
+ *   + MPS_CONN_HIST                       delivered bytes kept to compare
+ *                                         copies (multipath only)
+ *   + MPS_CONN_MAX_SUBFLOWS x 65535       one record's payload per subflow,
+ *                                         held until its DSS checksum
+ *                                         checks out (checksums only)
+ *
+ * With the defaults of 256 KiB each way that is about 1.6 MiB, of which
+ * the program's own buffers are 0.5 MiB.  Everything else is fixed size:
+ * the record parser keeps at most one record head (44 bytes) per subflow
+ * and streams payloads, the out queues, signal, event, address and nonce
+ * tables have fixed lengths.  malloc's own overhead is not counted.
+ * mps_conn_mem_used() is what the connection holds now, counted the same
+ * way.  Both: event-loop thread (mem_bound: any thread).
+ */
+size_t mps_conn_mem_bound(const struct mps_conn_params *params);
+size_t mps_conn_mem_used(const struct mps_conn *conn);
+
+/*
+ * Half-open joins (see MPS_CONN_MAX_HALF_OPEN) of every connection of the
+ * process, for the runtime to refuse joins above its own cap before it
+ * calls mps_conn_sf_accept_join().  Any thread (an atomic counter).
+ */
+unsigned long mps_conn_half_open_joins(void);
 
 /*
  * Scheduler decisions, as pure functions over a snapshot of the subflows

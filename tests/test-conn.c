@@ -252,6 +252,15 @@ static void decode_first(const uint8_t *buf,
 	ck_assert_int_eq(mps_wire_decode_record(buf, len, version, rec), 0);
 }
 
+static void expect_event(struct mps_conn *conn,
+			 enum mps_conn_event_kind kind,
+			 struct mps_conn_event *ev);
+static bool find_option(const uint8_t *buf,
+			size_t len,
+			int version,
+			int subtype,
+			struct mps_option *opt);
+
 static void handshake(struct pair *pr)
 {
 	pump(pr, PUMP_WHOLE);
@@ -648,9 +657,12 @@ START_TEST(data_records_carry_a_valid_checksum)
 }
 END_TEST
 
-START_TEST(a_bad_checksum_resets_the_subflow)
+START_TEST(a_bad_checksum_on_the_only_subflow_falls_back_with_mp_fail)
 {
 	struct mps_conn_params p = params(MPS_VERSION_1, true);
+	struct mps_conn_event ev;
+	struct mps_conn_info si;
+	struct mps_option opt;
 	uint8_t buf[4096];
 	struct mps_record rec;
 	struct pair pr;
@@ -660,20 +672,60 @@ START_TEST(a_bad_checksum_resets_the_subflow)
 	pair_init(&pr, &p, &p, true);
 	handshake(&pr);
 	app_write_all(pr.c, "hello world", 11);
+	app_write_all(pr.s, "queued before", 13);
 	n = drain(pr.c, buf, sizeof(buf));
 	off = find_payload(buf, n, MPS_VERSION_1, &rec);
 	buf[off + rec.payload_off + 3] ^= 0x20;
 
-	ck_assert_int_eq(mps_conn_sf_input(pr.s, 0, buf, n), -EBADMSG);
-	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_RESET);
-	ck_assert_int_eq(mps_conn_error(pr.s), ECONNRESET);
-	/* Nothing of the damaged record reached the program. */
+	/* RFC 8684 section 3.7: MP_FAIL, not a reset, on the only subflow. */
+	ck_assert_int_eq(mps_conn_sf_input(pr.s, 0, buf, n), 0);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_FALLBACK);
 	ck_assert_int_eq(mps_conn_app_peek(pr.s, (struct iovec[1]){0}, 1), 0);
-
+	expect_event(pr.s, MPS_EV_MP_FAIL, &ev);
 	n = drain(pr.s, buf, sizeof(buf));
-	decode_first(buf, n, MPS_VERSION_1, &rec);
-	ck_assert_int_eq(rec.opt.subtype, MPS_MP_TCPRST);
-	ck_assert_uint_eq(rec.opt.mp_tcprst.reason, MPS_RST_MPTCP_ERROR);
+	ck_assert(find_option(buf, n, MPS_VERSION_1, MPS_MP_FAIL, &opt));
+	ck_assert(find_option(buf, n, MPS_VERSION_1, MPS_DSS, &opt));
+	ck_assert(mps_wire_is_infinite_mapping(&opt));
+	ck_assert_int_eq(feed(&pr, pr.c, buf, n, PUMP_BYTES), 0);
+	ck_assert_int_eq(mps_conn_state(pr.c), MPS_CONN_FALLBACK);
+
+	/* From now on plain TCP both ways, with the exact bytes. */
+	pump(&pr, PUMP_RANDOM);
+	expect_read(pr.s, "hello world");
+	expect_read(pr.c, "queued before");
+	app_write_all(pr.c, "raw now", 7);
+	app_write_all(pr.s, "and back", 8);
+	pump(&pr, PUMP_BYTES);
+	expect_read(pr.s, "raw now");
+	expect_read(pr.c, "and back");
+	info(pr.s, &si);
+	ck_assert_uint_eq(si.stats.csum_errors, 1);
+	ck_assert_uint_eq(si.stats.mp_fail, 1);
+	ck_assert_int_eq(pr.c_err, 0);
+	ck_assert_int_eq(pr.s_err, 0);
+	pair_free(&pr);
+}
+END_TEST
+
+START_TEST(mp_fail_without_checksums_is_ignored_and_counted)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_option opt = {.subtype = MPS_MP_FAIL};
+	struct mps_conn_info si;
+	uint8_t buf[64];
+	struct pair pr;
+	int len;
+
+	pair_init(&pr, &p, &p, true);
+	handshake(&pr);
+	len = mps_wire_encode_record(&opt, MPS_VERSION_1, 0, buf, sizeof(buf));
+	ck_assert_int_eq(mps_conn_sf_input(pr.s, 0, buf, (size_t)len), 0);
+	ck_assert_int_eq(mps_conn_state(pr.s), MPS_CONN_ESTABLISHED);
+	info(pr.s, &si);
+	ck_assert_uint_eq(si.stats.signals_refused, 1);
+	app_write_all(pr.c, "fine", 4);
+	pump(&pr, PUMP_WHOLE);
+	expect_read(pr.s, "fine");
 	pair_free(&pr);
 }
 END_TEST
@@ -1031,7 +1083,7 @@ END_TEST
 START_TEST(an_unexpected_option_resets_the_subflow)
 {
 	struct mps_conn_params p = params(MPS_VERSION_1, false);
-	struct mps_option opt = {.subtype = MPS_MP_FAIL};
+	struct mps_option opt = {.subtype = MPS_MP_JOIN};
 	uint8_t buf[64];
 	struct pair pr;
 	int len;
@@ -2156,6 +2208,375 @@ END_TEST
  * The runner.
  */
 
+
+/*
+ * Security and robustness (RFC 7430, RFC 8684 sections 3.7 and 5).
+ */
+
+/* Flips one payload byte of the first data record waiting on a link. */
+static void doctor_link(struct link *l)
+{
+	struct mps_record rec;
+	size_t off = find_payload(l->buf, l->len, MPS_VERSION_1, &rec);
+
+	l->buf[off + rec.payload_off + rec.payload_len / 2] ^= 0x40;
+}
+
+START_TEST(a_bad_checksum_with_another_subflow_resets_it_and_reinjects)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, true);
+	struct mps_conn_event ev;
+	struct mps_conn_info si;
+	struct mps_option opt;
+	struct mp mp;
+	int l;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	l = mp_join(&mp, false);
+	mp_pump(&mp);
+	expect_event(mp.pr.c, MPS_EV_SUBFLOW_ESTABLISHED, &ev);
+	expect_event(mp.pr.s, MPS_EV_SUBFLOW_ESTABLISHED, &ev);
+
+	/* The join is peeked first: the data goes there; a middlebox
+	 * changes one byte of it. */
+	app_write_all(mp.pr.c, "exactly these bytes", 19);
+	link_write(&mp, mp.pr.c, mp.csf[l], &mp.up[l]);
+	doctor_link(&mp.up[l]);
+	link_deliver(mp.pr.s, mp.ssf[l], &mp.up[l], &mp.s_err[l]);
+	ck_assert_int_eq(mp.s_err[l], -EBADMSG);
+	ck_assert_int_eq(mps_conn_app_peek(mp.pr.s, (struct iovec[1]){0}, 1),
+			 0);
+	link_write(&mp, mp.pr.s, mp.ssf[l], &mp.down[l]);
+	ck_assert(find_option(mp.down[l].buf,
+			      mp.down[l].len,
+			      MPS_VERSION_1,
+			      MPS_MP_TCPRST,
+			      &opt));
+	ck_assert_uint_eq(opt.mp_tcprst.reason, MPS_RST_MIDDLEBOX);
+
+	/* The client hears the reset and sends the data on the other. */
+	mp.s_err[l] = 0;
+	mp_pump(&mp);
+	expect_read(mp.pr.s, "exactly these bytes");
+	info(mp.pr.s, &si);
+	ck_assert_uint_eq(si.stats.csum_errors, 1);
+	ck_assert_int_eq(si.sf[mp.ssf[l]].state, MPS_SF_FAILED);
+	mp.failed[l] = true;
+	expect_conn_fine(&mp);
+	mp_free(&mp);
+}
+END_TEST
+
+/* Redundant scheduling over two subflows, link 1 doctored. */
+static void check_inconsistent_copy(bool read_first)
+{
+	static uint8_t data[3000];
+	uint8_t got[3000];
+	struct mps_conn_event ev;
+	struct mps_conn_info si;
+	struct mp mp;
+	size_t i;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = stream_byte(3, i);
+	mp_with_joins(&mp, MPS_SCHED_REDUNDANT, 1);
+	app_write_all(mp.pr.c, data, sizeof(data));
+	link_write(&mp, mp.pr.c, mp.csf[0], &mp.up[0]);
+	link_write(&mp, mp.pr.c, mp.csf[1], &mp.up[1]);
+	link_deliver(mp.pr.s, mp.ssf[0], &mp.up[0], &mp.s_err[0]);
+	if (read_first) {
+		/* Delivered already: compared with the history. */
+		ck_assert_uint_eq(app_read(mp.pr.s, got, sizeof(got)),
+				  sizeof(data));
+		ck_assert_mem_eq(got, data, sizeof(data));
+	}
+	doctor_link(&mp.up[1]);
+	link_deliver(mp.pr.s, mp.ssf[1], &mp.up[1], &mp.s_err[1]);
+	ck_assert_int_eq(mp.s_err[1], -EPROTO);
+
+	info(mp.pr.s, &si);
+	ck_assert_uint_eq(si.stats.inconsistent_data, 1);
+	ck_assert_int_eq(si.sf[mp.ssf[1]].state, MPS_SF_FAILED);
+	expect_event(mp.pr.s, MPS_EV_INCONSISTENT_DATA, &ev);
+	ck_assert_int_eq(ev.sf, mp.ssf[1]);
+	if (!read_first) {
+		ck_assert_uint_eq(app_read(mp.pr.s, got, sizeof(got)),
+				  sizeof(data));
+		ck_assert_mem_eq(got, data, sizeof(data));
+	}
+	ck_assert_int_eq(mps_conn_app_peek(mp.pr.s, (struct iovec[1]){0}, 1),
+			 0);
+	mp.s_err[1] = 0;
+	mp_pump(&mp);
+	mp.failed[1] = true;
+	expect_conn_fine(&mp);
+	ck_assert_int_eq(mp.s_err[0], 0);
+	mp_free(&mp);
+}
+
+START_TEST(a_different_copy_of_held_data_resets_the_subflow_that_brought_it)
+{
+	check_inconsistent_copy(false);
+}
+END_TEST
+
+START_TEST(a_different_copy_of_delivered_data_resets_the_subflow_that_brought_it)
+{
+	check_inconsistent_copy(true);
+}
+END_TEST
+
+/* An MP_JOIN SYN record for token with nonce. */
+static int join_syn(uint8_t *buf, size_t cap, uint32_t token, uint32_t nonce)
+{
+	struct mps_option opt = {.subtype = MPS_MP_JOIN};
+
+	opt.mp_join.form = MPS_JOIN_SYN;
+	opt.mp_join.token = token;
+	opt.mp_join.nonce = nonce;
+	return mps_wire_encode_record(&opt, MPS_VERSION_1, 0, buf, cap);
+}
+
+START_TEST(replayed_joins_are_refused_and_half_open_joins_are_capped)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	unsigned long base = mps_conn_half_open_joins();
+	struct mps_conn_info si;
+	uint8_t buf[64];
+	struct mp mp;
+	int s1, s2, s3, len;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	info(mp.pr.s, &si);
+	len = join_syn(buf, sizeof(buf), si.local_token, 0x01020304);
+
+	s1 = mps_conn_sf_accept_join(mp.pr.s);
+	ck_assert_int_eq(mps_conn_sf_input(mp.pr.s, s1, buf, (size_t)len), 0);
+	ck_assert_uint_eq(mps_conn_half_open_joins(), base + 1);
+	s2 = mps_conn_sf_accept_join(mp.pr.s);
+	ck_assert_int_eq(mps_conn_sf_input(mp.pr.s, s2, buf, (size_t)len),
+			 -EPERM);
+	info(mp.pr.s, &si);
+	ck_assert_uint_eq(si.stats.joins_replayed, 1);
+	ck_assert_uint_eq(mps_conn_half_open_joins(), base + 1);
+
+	/* Two half-open joins at most per connection. */
+	s3 = mps_conn_sf_accept_join(mp.pr.s);
+	ck_assert_int_gt(s3, 0);
+	ck_assert_int_eq(mps_conn_sf_accept_join(mp.pr.s), -EBUSY);
+	ck_assert_uint_eq(mps_conn_half_open_joins(), base + 2);
+	info(mp.pr.s, &si);
+	ck_assert_uint_eq(si.stats.joins_half_open_refused, 1);
+
+	/* A join that goes away is no longer half-open. */
+	mps_conn_sf_closed(mp.pr.s, s3, ECONNRESET);
+	ck_assert_uint_eq(mps_conn_half_open_joins(), base + 1);
+	expect_conn_fine(&mp);
+	mp_free(&mp);
+	ck_assert_uint_eq(mps_conn_half_open_joins(), base);
+}
+END_TEST
+
+static int signal_record(uint8_t *buf, size_t cap, int subtype)
+{
+	struct mps_option opt = {.subtype = subtype};
+
+	opt.remove_addr.count = 1;
+	opt.remove_addr.ids[0] = 0;
+	return mps_wire_encode_record(&opt, MPS_VERSION_1, 0, buf, cap);
+}
+
+START_TEST(remove_addr_and_mp_prio_count_only_from_authenticated_subflows)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn_event ev;
+	struct mps_conn_info si;
+	uint8_t buf[64], first[256];
+	struct pair pr;
+	struct mp mp;
+	int sf, len;
+	size_t n;
+
+	/* On a join that has not proved the keys: refused with it. */
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	len = signal_record(buf, sizeof(buf), MPS_REMOVE_ADDR);
+	sf = mps_conn_sf_accept_join(mp.pr.s);
+	ck_assert_int_eq(mps_conn_sf_input(mp.pr.s, sf, buf, (size_t)len),
+			 -EPERM);
+	expect_event(mp.pr.s, MPS_EV_SUBFLOW_FAILED, &ev);
+	len = signal_record(buf, sizeof(buf), MPS_MP_PRIO);
+	sf = mps_conn_sf_accept_join(mp.pr.s);
+	ck_assert_int_eq(mps_conn_sf_input(mp.pr.s, sf, buf, (size_t)len),
+			 -EPERM);
+	expect_event(mp.pr.s, MPS_EV_SUBFLOW_FAILED, &ev);
+	ck_assert(!mps_conn_next_event(mp.pr.s, &ev));
+	expect_conn_fine(&mp);
+	mp_free(&mp);
+
+	/* Before the MP_CAPABLE exchange is complete: ignored, counted. */
+	pair_init(&pr, &p, &p, true);
+	n = drain(pr.c, first, sizeof(first));
+	ck_assert_int_eq(mps_conn_sf_input(pr.s, 0, first, n), 0);
+	len = signal_record(buf, sizeof(buf), MPS_REMOVE_ADDR);
+	ck_assert_int_eq(mps_conn_sf_input(pr.s, 0, buf, (size_t)len), 0);
+	len = signal_record(buf, sizeof(buf), MPS_MP_PRIO);
+	ck_assert_int_eq(mps_conn_sf_input(pr.s, 0, buf, (size_t)len), 0);
+	ck_assert(!mps_conn_next_event(pr.s, &ev));
+	info(pr.s, &si);
+	ck_assert_uint_eq(si.stats.signals_refused, 2);
+	pair_free(&pr);
+}
+END_TEST
+
+/* A DSS mapping record of the peer's data, payload from pay. */
+static size_t dss_record(uint8_t *buf,
+			 uint64_t dsn,
+			 uint32_t ssn,
+			 const uint8_t *pay,
+			 size_t n)
+{
+	struct mps_option opt = {.subtype = MPS_DSS};
+	int len;
+
+	opt.dss.flags = MPS_DSS_MAP | MPS_DSS_DSN64;
+	opt.dss.dsn = dsn;
+	opt.dss.ssn = ssn;
+	opt.dss.data_len = (uint16_t)n;
+	len = mps_wire_encode_record(&opt, MPS_VERSION_1, n, buf, 64);
+	ck_assert_int_gt(len, 0);
+	memcpy(buf + len, pay, n);
+	return (size_t)len + n;
+}
+
+/* A server core whose client the test plays by hand. */
+struct hostile {
+	struct pair pr;
+	size_t bound;
+	uint64_t dsn; /* the client's next DSN */
+	uint32_t ssn;
+};
+
+static void hostile_init(struct hostile *h, struct mps_conn_params *p)
+{
+	struct mps_conn_info ci;
+
+	pair_init(&h->pr, p, p, true);
+	handshake(&h->pr);
+	info(h->pr.c, &ci);
+	h->dsn = ci.snd_nxt;
+	h->ssn = 1;
+	h->bound = mps_conn_mem_bound(p);
+	ck_assert_uint_le(mps_conn_mem_used(h->pr.s), h->bound);
+}
+
+static int hostile_send(struct hostile *h, const uint8_t *buf, size_t len)
+{
+	int rc = mps_conn_sf_input(h->pr.s, 0, buf, len);
+
+	ck_assert_uint_le(mps_conn_mem_used(h->pr.s), h->bound);
+	return rc;
+}
+
+START_TEST(a_hostile_peer_cannot_push_memory_past_the_bound)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	static uint8_t pay[MPS_WIRE_PAYLOAD_MAX];
+	static uint8_t rec[MPS_WIRE_RECORD_MAX];
+	struct mps_conn_info si;
+	struct hostile h;
+	size_t n, i;
+	int rc = 0;
+
+	memset(pay, 'z', sizeof(pay));
+
+	/* A record of the largest size whose payload trickles in. */
+	hostile_init(&h, &p);
+	n = dss_record(rec, h.dsn, h.ssn, pay, MPS_WIRE_PAYLOAD_MAX);
+	for (i = 0; i + 1 < n && rc == 0; i++)
+		rc = hostile_send(&h, rec + i, 1);
+	ck_assert_int_eq(rc, 0);
+	pair_free(&h.pr);
+
+	/* Endless duplicates of the same data. */
+	hostile_init(&h, &p);
+	n = dss_record(rec, h.dsn, h.ssn, pay, 1000);
+	ck_assert_int_eq(hostile_send(&h, rec, n), 0);
+	for (i = 1; i < 2000; i++) {
+		h.ssn += 1000;
+		n = dss_record(rec, h.dsn, h.ssn, pay, 1000);
+		ck_assert_int_eq(hostile_send(&h, rec, n), 0);
+	}
+	info(h.pr.s, &si);
+	ck_assert_uint_eq(si.stats.dup_bytes, 1999 * 1000);
+	pair_free(&h.pr);
+
+	/* Out-of-order scraps ahead of a hole, up to the window: the
+	 * reassembly bound stops them, and the sender is reset. */
+	hostile_init(&h, &p);
+	for (i = 0; rc == 0 && i < 100000; i++) {
+		n = dss_record(rec, h.dsn + 1 + 2 * i, h.ssn, pay, 1);
+		h.ssn += 1;
+		rc = hostile_send(&h, rec, n);
+	}
+	ck_assert_int_lt(rc, 0);
+	ck_assert_int_eq(mps_conn_state(h.pr.s), MPS_CONN_RESET);
+	pair_free(&h.pr);
+
+	/* Data beyond the window: reset at once. */
+	hostile_init(&h, &p);
+	info(h.pr.s, &si);
+	n = dss_record(rec, si.rcv_right - 10, h.ssn, pay, 20);
+	ck_assert_int_lt(hostile_send(&h, rec, n), 0);
+	ck_assert_int_eq(mps_conn_state(h.pr.s), MPS_CONN_RESET);
+	pair_free(&h.pr);
+}
+END_TEST
+
+START_TEST(floods_of_joins_and_add_addr_stay_bounded)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_option opt = {.subtype = MPS_ADD_ADDR};
+	size_t bound = mps_conn_mem_bound(&p);
+	struct mps_conn_info si;
+	uint8_t buf[64];
+	struct mp mp;
+	int i, sf, len, refused = 0;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	info(mp.pr.s, &si);
+	for (i = 0; i < 100; i++) {
+		len = join_syn(buf, sizeof(buf), si.local_token, (uint32_t)i);
+		sf = mps_conn_sf_accept_join(mp.pr.s);
+		if (sf < 0) {
+			refused++;
+			continue;
+		}
+		mps_conn_sf_input(mp.pr.s, sf, buf, (size_t)len);
+		ck_assert_uint_le(mps_conn_mem_used(mp.pr.s), bound);
+	}
+	ck_assert_int_gt(refused, 90);
+
+	opt.add_addr.addr = addr4(192, 0, 2, 1);
+	opt.add_addr.has_hmac = true;
+	for (i = 0; i < 1000; i++) {
+		opt.add_addr.addr_id = (uint8_t)i;
+		len = mps_wire_encode_record(
+			&opt, MPS_VERSION_1, 0, buf, sizeof(buf));
+		ck_assert_int_eq(
+			mps_conn_sf_input(mp.pr.c, 0, buf, (size_t)len), 0);
+		ck_assert_uint_le(mps_conn_mem_used(mp.pr.c), bound);
+	}
+	info(mp.pr.c, &si);
+	ck_assert_uint_eq(si.stats.addrs_refused, 1000);
+	expect_conn_fine(&mp);
+	mp_free(&mp);
+}
+END_TEST
+
 static Suite *conn_suite(void)
 {
 	Suite *s = suite_create("conn");
@@ -2186,7 +2607,9 @@ static Suite *conn_suite(void)
 
 	tcase_add_test(cs, checksums_are_used_when_either_end_requires_them);
 	tcase_add_test(cs, data_records_carry_a_valid_checksum);
-	tcase_add_test(cs, a_bad_checksum_resets_the_subflow);
+	tcase_add_test(cs,
+		       a_bad_checksum_on_the_only_subflow_falls_back_with_mp_fail);
+	tcase_add_test(cs, mp_fail_without_checksums_is_ignored_and_counted);
 	suite_add_tcase(s, cs);
 
 	tcase_set_timeout(data, 120);
@@ -2262,6 +2685,26 @@ static Suite *conn_suite(void)
 	tcase_add_test(sched,
 		       backup_paths_are_eligible_only_without_a_regular_one);
 	suite_add_tcase(s, sched);
+
+	TCase *sec = tcase_create("security");
+
+	tcase_set_timeout(sec, 60);
+	tcase_add_test(sec,
+		       a_bad_checksum_with_another_subflow_resets_it_and_reinjects);
+	tcase_add_test(
+		sec,
+		a_different_copy_of_held_data_resets_the_subflow_that_brought_it);
+	tcase_add_test(
+		sec,
+		a_different_copy_of_delivered_data_resets_the_subflow_that_brought_it);
+	tcase_add_test(sec,
+		       replayed_joins_are_refused_and_half_open_joins_are_capped);
+	tcase_add_test(
+		sec,
+		remove_addr_and_mp_prio_count_only_from_authenticated_subflows);
+	tcase_add_test(sec, a_hostile_peer_cannot_push_memory_past_the_bound);
+	tcase_add_test(sec, floods_of_joins_and_add_addr_stay_bounded);
+	suite_add_tcase(s, sec);
 
 	return s;
 }
