@@ -7,6 +7,15 @@
  * the wrong traffic through the library.  The line is written with
  * dprintf(), at load time, before the program ran a single instruction;
  * this is the one case where the library writes to stderr unasked.
+ *
+ * Decision: MPTCPSHIM_PATHS and MPTCPSHIM_BACKUP take interface names and
+ * addresses mixed; a word that parses as an IPv4 or IPv6 address (with or
+ * without brackets) is an address, anything else of 1 to 15 characters
+ * without '/' or blanks is an interface name.  Names are not checked
+ * against the interfaces present: an interface may appear later (a
+ * phone's LTE).  MPTCPSHIM_MAX_SUBFLOWS counts live subflows, the
+ * initial one included, default 4: two or three paths with a spare for a
+ * path coming back while its old subflow is still timing out.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +26,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "conn.h"
 
 struct mps_config mps_config;
 
@@ -30,6 +40,8 @@ void mps_config_defaults(struct mps_config *cfg)
 	cfg->log_level = MPS_LOG_NONE;
 	cfg->rcvbuf = MPS_CONFIG_BUF_DEFAULT;
 	cfg->sndbuf = MPS_CONFIG_BUF_DEFAULT;
+	cfg->sched = MPS_SCHED_EARLIEST;
+	cfg->max_subflows = MPS_CONFIG_SUBFLOWS_DEFAULT;
 }
 
 void mps_config_complain(const char *name,
@@ -328,6 +340,155 @@ int mps_config_convert(struct mps_config *cfg, const char *value)
 	return -EINVAL;
 }
 
+int mps_config_scheduler(struct mps_config *cfg, const char *value)
+{
+	cfg->sched = MPS_SCHED_EARLIEST;
+	if (!value || strcmp(value, "earliest") == 0)
+		return 0;
+	if (strcmp(value, "roundrobin") == 0) {
+		cfg->sched = MPS_SCHED_ROUNDROBIN;
+		return 0;
+	}
+	if (strcmp(value, "redundant") == 0) {
+		cfg->sched = MPS_SCHED_REDUNDANT;
+		return 0;
+	}
+	mps_config_complain("MPTCPSHIM_SCHEDULER",
+			    value,
+			    "is not earliest, roundrobin or redundant",
+			    "earliest");
+	return -EINVAL;
+}
+
+/* An address, bracketed or not, into sel; -EINVAL if s is none. */
+static int parse_sel_addr(const char *s, struct mps_path_sel *sel)
+{
+	char buf[INET6_ADDRSTRLEN + 1];
+	size_t len = strlen(s);
+
+	if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
+		s++;
+		len -= 2;
+	}
+	if (len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (inet_pton(AF_INET, buf, sel->addr) == 1) {
+		sel->family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, buf, sel->addr) == 1) {
+		sel->family = AF_INET6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* One word of a selection list: an address, else an interface name. */
+static int parse_sel(const char *s, struct mps_path_sel *sel)
+{
+	size_t len = strlen(s);
+
+	memset(sel, 0, sizeof(*sel));
+	if (parse_sel_addr(s, sel) == 0)
+		return 0;
+	if (len == 0 || len >= MPS_CONFIG_IFNAME_MAX ||
+	    strpbrk(s, "/ \t[]") != NULL)
+		return -EINVAL;
+	memcpy(sel->ifname, s, len + 1);
+	return 0;
+}
+
+/* A comma list of selections; -EINVAL on the first bad one. */
+static int parse_sels(const char *value, struct mps_path_sel *sels, int *n)
+{
+	char word[64];
+	const char *p = value;
+
+	*n = 0;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+
+		if (len == 0 || len >= sizeof(word) ||
+		    *n == MPS_CONFIG_MAX_SELS)
+			return -EINVAL;
+		memcpy(word, p, len);
+		word[len] = '\0';
+		if (parse_sel(word, &sels[*n]) < 0)
+			return -EINVAL;
+		(*n)++;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
+}
+
+int mps_config_paths(struct mps_config *cfg, const char *value)
+{
+	cfg->npaths = 0;
+	if (!value)
+		return 0;
+	if (parse_sels(value, cfg->paths, &cfg->npaths) == 0)
+		return 0;
+	cfg->npaths = 0;
+	mps_config_complain("MPTCPSHIM_PATHS",
+			    value,
+			    "is not a list of interface names or addresses",
+			    "every interface that is up");
+	return -EINVAL;
+}
+
+int mps_config_backup(struct mps_config *cfg, const char *value)
+{
+	cfg->nbackup = 0;
+	if (!value)
+		return 0;
+	if (parse_sels(value, cfg->backup, &cfg->nbackup) == 0)
+		return 0;
+	cfg->nbackup = 0;
+	mps_config_complain("MPTCPSHIM_BACKUP",
+			    value,
+			    "is not a list of interface names or addresses",
+			    "no backup paths");
+	return -EINVAL;
+}
+
+int mps_config_max_subflows(struct mps_config *cfg, const char *value)
+{
+	unsigned long n;
+
+	cfg->max_subflows = MPS_CONFIG_SUBFLOWS_DEFAULT;
+	if (!value)
+		return 0;
+	if (parse_number(value, strlen(value), 1, MPS_CONFIG_SUBFLOWS_MAX, &n) ==
+	    0) {
+		cfg->max_subflows = (int)n;
+		return 0;
+	}
+	mps_config_complain("MPTCPSHIM_MAX_SUBFLOWS",
+			    value,
+			    "is not a number from 1 to 8",
+			    "4");
+	return -EINVAL;
+}
+
+bool mps_config_sel_match(const struct mps_path_sel *sel,
+			  const char *ifname,
+			  const struct sockaddr *sa)
+{
+	const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+
+	if (sel->family == 0)
+		return ifname && strcmp(sel->ifname, ifname) == 0;
+	if (!sa || sa->sa_family != sel->family)
+		return false;
+	if (sel->family == AF_INET)
+		return memcmp(&v4->sin_addr, sel->addr, 4) == 0;
+	return memcmp(&v6->sin6_addr, sel->addr, 16) == 0;
+}
+
 void mps_config_load(struct mps_config *cfg)
 {
 	mps_config_defaults(cfg);
@@ -339,4 +500,8 @@ void mps_config_load(struct mps_config *cfg)
 	mps_config_log_file(cfg, getenv("MPTCPSHIM_LOG_FILE"));
 	mps_config_rcvbuf(cfg, getenv("MPTCPSHIM_RCVBUF"));
 	mps_config_sndbuf(cfg, getenv("MPTCPSHIM_SNDBUF"));
+	mps_config_scheduler(cfg, getenv("MPTCPSHIM_SCHEDULER"));
+	mps_config_paths(cfg, getenv("MPTCPSHIM_PATHS"));
+	mps_config_backup(cfg, getenv("MPTCPSHIM_BACKUP"));
+	mps_config_max_subflows(cfg, getenv("MPTCPSHIM_MAX_SUBFLOWS"));
 }

@@ -21,6 +21,16 @@
  *   MPTCPSHIM_LOG_FILE   a path; "%p" becomes the pid   stderr
  *   MPTCPSHIM_RCVBUF     bytes, suffix K or M allowed,  4M
  *   MPTCPSHIM_SNDBUF     64K..256M                      4M
+ *   MPTCPSHIM_SCHEDULER  earliest, roundrobin, redundant earliest
+ *   MPTCPSHIM_PATHS      SEL[,SEL...]: local interfaces all that are up,
+ *                        or addresses that carry joins  not loopback
+ *                        SEL: an interface name, an IPv4 address, or
+ *                        an IPv6 address (brackets optional)
+ *   MPTCPSHIM_BACKUP     SEL[,SEL...]: subflows from     none
+ *                        these are backup (MP_JOIN B)
+ *   MPTCPSHIM_MAX_SUBFLOWS  1..8: live subflows of one    4
+ *                        connection, the initial one
+ *                        included; 1 opens no joins
  *
  * Threads: parsed before any other thread of the library exists; read
  * only afterwards.
@@ -38,11 +48,22 @@
 #define MPS_CONFIG_BUF_MIN (64u << 10)
 #define MPS_CONFIG_BUF_MAX (256u << 20)
 #define MPS_CONFIG_PATH_MAX 4096
+#define MPS_CONFIG_MAX_SELS 16
+#define MPS_CONFIG_SUBFLOWS_DEFAULT 4
+#define MPS_CONFIG_SUBFLOWS_MAX 8 /* MPS_CONN_MAX_SUBFLOWS */
+#define MPS_CONFIG_IFNAME_MAX 16 /* IF_NAMESIZE */
 
 enum mps_convert_mode {
 	MPS_CONVERT_ALL,   /* every destination */
 	MPS_CONVERT_NONE,  /* nothing: neither clients nor listeners */
 	MPS_CONVERT_RULES, /* destinations matching one of the rules */
+};
+
+/* One local interface or address, in MPTCPSHIM_PATHS or _BACKUP. */
+struct mps_path_sel {
+	int family;			   /* 0: by name; AF_INET, AF_INET6 */
+	char ifname[MPS_CONFIG_IFNAME_MAX]; /* family 0 */
+	uint8_t addr[16];		   /* network byte order */
 };
 
 /* One destination rule: address prefix and optional port. */
@@ -64,6 +85,12 @@ struct mps_config {
 	char log_file[MPS_CONFIG_PATH_MAX]; /* "" means stderr */
 	uint32_t rcvbuf;
 	uint32_t sndbuf;
+	int sched; /* enum mps_sched */
+	int npaths; /* 0: every usable interface */
+	struct mps_path_sel paths[MPS_CONFIG_MAX_SELS];
+	int nbackup;
+	struct mps_path_sel backup[MPS_CONFIG_MAX_SELS];
+	int max_subflows;
 };
 
 /* The process's configuration, filled by mps_config_load(). */
@@ -88,6 +115,16 @@ int mps_config_log_level(struct mps_config *cfg, const char *value);
 int mps_config_log_file(struct mps_config *cfg, const char *value);
 int mps_config_rcvbuf(struct mps_config *cfg, const char *value);
 int mps_config_sndbuf(struct mps_config *cfg, const char *value);
+int mps_config_scheduler(struct mps_config *cfg, const char *value);
+int mps_config_paths(struct mps_config *cfg, const char *value);
+int mps_config_backup(struct mps_config *cfg, const char *value);
+int mps_config_max_subflows(struct mps_config *cfg, const char *value);
+
+/* Does sel name the interface ifname or the address sa? */
+struct sockaddr;
+bool mps_config_sel_match(const struct mps_path_sel *sel,
+			  const char *ifname,
+			  const struct sockaddr *sa);
 
 /* Write the one line about a bad value of name: "mptcpshim: NAME=VALUE
  * WHY; using INSTEAD". */

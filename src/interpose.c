@@ -36,8 +36,11 @@
  *   SO_KEEPALIVE go to the kernel socket of subflow 0; other socket
  *   options (SO_RCVBUF, SO_SNDBUF, timeouts) apply to the socketpair end.
  *   End of stream while the connection has an error reads as -1 with it.
- *   recvfrom/recvmsg give the peer's TCP address; sendto/sendmsg ignore
- *   an address and ancillary data, as TCP does.  shutdown, poll, epoll,
+ *   recvfrom/recvmsg fill no address and, when the caller passed an
+ *   address buffer, report its length as 0, as Linux TCP does for a
+ *   connected socket (tcp_recvmsg() leaves the name alone and the socket
+ *   layer copies out the length 0 it started with);
+ *   sendto/sendmsg ignore an address and ancillary data, as TCP does.  shutdown, poll, epoll,
  *   sendfile and splice work on the socketpair natively.
  * - Several numbers of one socket (dup, dup2, dup3, F_DUPFD) share its
  *   state; close() forgets one number, and the loop sees end of stream
@@ -990,8 +993,8 @@ MPS_EXPORT ssize_t recvfrom(int fd,
 	if (pending(s))
 		return -1;
 	n = read_result(s, mps_libc()->recv(fd, buf, len, flags), len);
-	if (n >= 0)
-		copy_addr(&s->peer, s->peer_len, addr, alen);
+	if (n >= 0 && addr && alen)
+		*alen = 0;
 	return n;
 }
 
@@ -1013,8 +1016,8 @@ MPS_EXPORT ssize_t __recvfrom_chk(int fd,
 		return -1;
 	n = mps_libc()->recvfrom_chk(fd, buf, len, buflen, flags, NULL, NULL);
 	n = read_result(s, n, len);
-	if (n >= 0)
-		copy_addr(&s->peer, s->peer_len, addr, alen);
+	if (n >= 0 && addr && alen)
+		*alen = 0;
 	return n;
 }
 
@@ -1022,7 +1025,6 @@ MPS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	struct mps_sock *s = converted(fd);
 	size_t len = 0, i;
-	socklen_t namelen;
 	ssize_t n;
 
 	if (!s)
@@ -1031,15 +1033,9 @@ MPS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 		return -1;
 	for (i = 0; i < msg->msg_iovlen; i++)
 		len += msg->msg_iov[i].iov_len;
-	namelen = msg->msg_namelen; /* the socketpair sets it to 0 */
 	n = read_result(s, mps_libc()->recvmsg(fd, msg, flags), len);
-	if (n >= 0 && msg->msg_name) {
-		msg->msg_namelen = namelen;
-		copy_addr(&s->peer,
-			  s->peer_len,
-			  msg->msg_name,
-			  &msg->msg_namelen);
-	}
+	if (n >= 0 && msg->msg_name)
+		msg->msg_namelen = 0;
 	return n;
 }
 

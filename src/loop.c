@@ -1,6 +1,6 @@
 /*
  * loop.c: the libev thread that relays between the program's socketpair
- * ends and the kernel TCP sockets.
+ * ends and the kernel TCP sockets, and runs the path manager.
  *
  * Decisions:
  * - One loop thread per process (ev_loop_new, epoll), started by the first
@@ -8,12 +8,16 @@
  *   ev_async.  The thread blocks every signal: the program's handlers run
  *   in the program's threads, and no SIGPIPE is ever raised here (all
  *   writes use MSG_NOSIGNAL).
- * - Per connection: the loop's end of the socketpair (afd) and the kernel
- *   socket (kfd), both non-blocking, an ev_io per direction on each, and a
+ * - Per connection: the loop's end of the socketpair (afd) and one kernel
+ *   socket per subflow (lsf; subflow 0 is the one the program connected
+ *   or accepted), all non-blocking, an ev_io per direction on each, and a
  *   timer set from mps_conn_tick().  Reads take up to 64 KiB straight into
  *   the core; writes go out with one sendmsg() of the core's iovecs.
+ *   After every call into the core every subflow is peeked (the core's
+ *   contract), and a subflow is watched for writability only while the
+ *   core has bytes for it.
  * - Reading from the program stops while mps_conn_app_room() is 0.
- * - The kernel socket's sending side is shut down when the core says
+ * - A subflow's sending side is shut down when the core says
  *   mps_conn_sf_done() and has nothing left for it; reads from it are
  *   bounded by mps_conn_sf_rx_room() (all of it in MPTCP, the program's
  *   free buffer in fallback, so a slow program pushes back on the peer).
@@ -23,21 +27,58 @@
  *   cached as plain.
  * - A connection ends when the core is CLOSED or RESET (or, in fallback
  *   and relay, both directions finished) and what can be flushed was:
- *   then the error the program should see goes into its mps_sock and both
- *   loop descriptors are closed; a reset or an abort closes the kernel
- *   socket with SO_LINGER 0 so that it sends RST.
+ *   then the error the program should see goes into its mps_sock and
+ *   every loop descriptor is closed; a reset or an abort closes the
+ *   kernel sockets with SO_LINGER 0 so that they send RST.
+ * - Scheduling over kernel TCP.  Once the connection speaks MPTCP, every
+ *   subflow socket gets TCP_NOTSENT_LOWAT (pathmgr.h).  While two or more
+ *   subflows are live, TCP_INFO of each is read before the subflows are
+ *   peeked and every MPS_METRICS_MS while program data is held, and given
+ *   to the core (mps_conn_sf_metrics(), room = lowat - notsent); the timer
+ *   also wakes the scheduler when a full subflow drains.  With one subflow
+ *   there is nothing to choose and no TCP_INFO is read.  TCP_USER_TIMEOUT
+ *   (MPS_PM_USER_TIMEOUT_MS) is set on every subflow while the connection
+ *   has more than one, so a blackholed path fails in bounded time, and
+ *   cleared on the last one, which then lives as long as plain TCP would.
+ *   The core's own stall detection reinjects sooner than that.
+ * - Path manager, client side.  When mps_conn_can_join() first holds, on
+ *   ADDR_ADDED, on a netlink change and on retry timers, the loop opens a
+ *   join subflow for every (usable local path, announced peer address)
+ *   pair that no live subflow covers (same local interface, same peer
+ *   address), up to MPTCPSHIM_MAX_SUBFLOWS live ones.  Joins go only to
+ *   announced addresses and ports: a server of ours announces its join
+ *   listener, and its program's own port must never see a join.  A join
+ *   that fails (connect error, MPS_PM_CONNECT_TIMEOUT_US, refused,
+ *   SUBFLOW_FAILED) is retried after 1, 2, 4, ... 30 s per pair while the
+ *   connection lives; a link or address that comes up (rtnetlink) retries
+ *   every pair at once.  The local address id of a join is its
+ *   interface's index (mod 255, never 0).
+ * - Server side: once the connection is ESTABLISHED, it announces the
+ *   process's join listener (joinlisten.c) with ADD_ADDR: id 1 is the
+ *   initial subflow's own address with the listener's port, ids 2 and on
+ *   every other usable local address of the same family.
+ * - A link that goes down, or a local address that goes away, closes the
+ *   subflows on it at once (mps_conn_sf_closed() with ENETDOWN), so their
+ *   data is reinjected on the others without waiting for a timeout.
+ *   Events: ADDR_ADDED starts joins; ADDR_REMOVED closes the subflows to
+ *   that address; SUBFLOW_FAILED closes the socket once the core is done
+ *   with it and schedules a retry of its pair; PRIO_CHANGED is logged.
+ * - When subflow 0's socket closes while other subflows live, the
+ *   program's forwarded TCP options (mps_sock kfd) move to a live one.
  * - fork: the child never touches the parent's loop.  It leaks the
  *   loop's memory and its two descriptors (epoll and the ev_async
  *   wakeup, both close-on-exec), because libev offers no safe way to free
  *   a loop whose thread vanished in the middle of a call, and does not
- *   publish the descriptors' numbers.  The connection descriptors the
- *   loop owned are closed (mps_fdtab_child()).  The next converted
- *   socket starts a new loop.
+ *   publish the descriptors' numbers.  The connection descriptors, join
+ *   listeners and the netlink socket the loop owned are closed
+ *   (mps_fdtab_child()).  The next converted socket starts a new loop.
  */
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,16 +86,22 @@
 
 #include "config.h"
 #include "conn.h"
+#include "joinlisten.h"
 #include "libc.h"
 #include "log.h"
 #include "loop.h"
 #include "negotiate.h"
+#include "pathmgr.h"
 #include "token.h"
 
 #define MPS_READ_CHUNK (64 * 1024)
 #define MPS_RELAY_BUF (256 * 1024)
 #define MPS_IOV_MAX 16
 #define MPS_EXIT_STALL_MS 1000
+#define MPS_METRICS_MS 20	  /* TCP_INFO refresh while data is held */
+#define MPS_RETRY_MIN_S 1	  /* first join retry after a failure */
+#define MPS_RETRY_MAX_S 30	  /* longest wait between retries */
+#define MPS_MAX_ATTEMPTS 16	  /* (local path, peer address) pairs */
 
 enum lc_mode {
 	LC_CONNECTING, /* waiting for the kernel socket to connect */
@@ -69,27 +116,75 @@ struct ring {
 	size_t len;  /* bytes held */
 };
 
+struct lconn;
+
+/* One subflow's kernel socket; every field is the loop thread's.  Its
+ * index in lconn.sf is the core's subflow number. */
+struct lsf {
+	struct lconn *lc;
+	int num;
+	int fd;	     /* -1: never opened, or closed */
+	ev_io r, w;
+	bool eof;    /* nothing more comes from it */
+	bool shut;   /* we shut down its sending side */
+	bool dead;   /* it failed: write nothing more */
+	bool failed; /* the core gave it up (SUBFLOW_FAILED) */
+	int attempt; /* index in lconn.att it was opened for, or -1 */
+	unsigned int ifindex; /* of its local address, 0 unknown */
+	struct sockaddr_storage local, peer;
+};
+
+/* A (local path, peer address) pair the client joins over. */
+struct latt {
+	bool used;
+	struct mps_path path;
+	uint8_t peer_id;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	int fd;		    /* connecting join socket, or -1 */
+	ev_io cw;	    /* its connect */
+	uint64_t deadline;  /* connect given up at this time */
+	int sf;		    /* live subflow opened for it, or -1 */
+	unsigned int backoff_s;
+	uint64_t retry_at;  /* no new try before this (us) */
+};
+
+/* An address the peer announced (ADD_ADDR). */
+struct lpeer {
+	bool used;
+	uint8_t id;
+	struct sockaddr_storage sa; /* with the announced port */
+	socklen_t len;
+};
+
 /* One connection; every field is the loop thread's. */
 struct lconn {
 	struct mps_sock *sock;
 	struct mps_conn *core; /* LC_CORE only */
 	enum lc_mode mode;
 	enum mps_loop_kind kind;
-	int afd, kfd, pfd;
+	int afd, pfd;
 	size_t filler;
 	int sndbuf;
 	struct sockaddr_storage dst;
 	socklen_t dst_len;
-	ev_io afd_r, afd_w, kfd_r, kfd_w;
-	ev_timer timer;
+	ev_io afd_r, afd_w;
+	ev_timer timer;	   /* the core's */
+	ev_timer pm_timer; /* join retries and connect deadlines */
+	ev_timer mx_timer; /* metrics refresh */
 	bool app_eof;  /* the program shut down or closed its side */
 	bool app_shut; /* we shut down the direction toward the program */
 	bool app_gone; /* writing to the program failed: it closed */
-	bool sf_eof;   /* nothing more comes from the kernel socket */
-	bool sf_shut;  /* we shut down the kernel socket's sending side */
-	bool sf_dead;  /* the kernel socket failed: write nothing more */
 	int sf_err;    /* relay: the kernel socket's error */
 	bool aborting; /* SO_LINGER 0 close: reset the peer */
+	bool mptcp_tuned; /* subflow 0 got the MPTCP socket options */
+	bool announced;	  /* server: join listener announced */
+	bool pm_dirty;	  /* client: run the path manager */
+	bool multi;	  /* user timeouts set: more than one live subflow */
+	int nsf;	  /* subflows added to the core (or 1) */
+	struct lsf sf[MPS_CONN_MAX_SUBFLOWS];
+	struct latt att[MPS_MAX_ATTEMPTS];
+	struct lpeer peers[MPS_CONN_MAX_ADDRS];
 	struct ring to_app, to_sf; /* LC_RELAY only */
 	struct lconn *next_req;	   /* in the queue, before the loop has it */
 	struct lconn *prev, *next; /* every connection of the loop */
@@ -114,6 +209,8 @@ static struct mps_token_table *tokens;
 static uint8_t scratch[MPS_READ_CHUNK];
 static struct lconn *conns; /* every live connection */
 static bool exiting;	    /* exit_asked, as the loop saw it */
+static int nl_fd = -1;	    /* rtnetlink, opened with the first core */
+static ev_io nl_w;
 
 static void lc_pump(struct lconn *lc);
 static void exit_check(void);
@@ -133,6 +230,26 @@ static void io_want(ev_io *w, bool on)
 		ev_io_start(loop, w);
 	else if (!on && ev_is_active(w))
 		ev_io_stop(loop, w);
+}
+
+static bool sf_open(const struct lsf *sf)
+{
+	return sf->fd >= 0;
+}
+
+/* Open, not failed, and able to carry data. */
+static bool sf_live(const struct lsf *sf)
+{
+	return sf->fd >= 0 && !sf->dead && !sf->failed;
+}
+
+static int live_count(const struct lconn *lc)
+{
+	int i, n = 0;
+
+	for (i = 0; i < lc->nsf; i++)
+		n += sf_live(&lc->sf[i]);
+	return n;
 }
 
 /* ---- relay rings ---- */
@@ -178,30 +295,32 @@ static void ring_drop(struct ring *r, size_t n)
 
 /* ---- what is waiting, in either mode ---- */
 
-static int sf_out(struct lconn *lc, struct iovec *iov)
+static int sf_out(struct lconn *lc, int num, struct iovec *iov)
 {
 	if (lc->mode == LC_CORE)
-		return mps_conn_sf_peek(lc->core, 0, iov, MPS_IOV_MAX);
-	return ring_data_iov(&lc->to_sf, iov);
+		return mps_conn_sf_peek(lc->core, num, iov, MPS_IOV_MAX);
+	return num == 0 ? ring_data_iov(&lc->to_sf, iov) : 0;
 }
 
-static void sf_out_done(struct lconn *lc, size_t n)
+static void sf_out_done(struct lconn *lc, int num, size_t n)
 {
 	if (lc->mode == LC_CORE)
-		mps_conn_sf_consume(lc->core, 0, n);
+		mps_conn_sf_consume(lc->core, num, n);
 	else
 		ring_drop(&lc->to_sf, n);
 }
 
-static int app_out(struct lconn *lc, struct iovec *iov)
+static int app_out(struct lconn *lc, int num, struct iovec *iov)
 {
+	(void)num;
 	if (lc->mode == LC_CORE)
 		return mps_conn_app_peek(lc->core, iov, MPS_IOV_MAX);
 	return ring_data_iov(&lc->to_app, iov);
 }
 
-static void app_out_done(struct lconn *lc, size_t n)
+static void app_out_done(struct lconn *lc, int num, size_t n)
 {
+	(void)num;
 	if (lc->mode == LC_CORE)
 		mps_conn_app_consume(lc->core, n);
 	else
@@ -223,14 +342,26 @@ static size_t app_pending(struct lconn *lc)
 {
 	struct iovec iov[MPS_IOV_MAX];
 
-	return iov_total(iov, app_out(lc, iov));
+	return iov_total(iov, app_out(lc, 0, iov));
 }
 
-static bool sf_out_empty(struct lconn *lc)
+static bool sf_out_empty(struct lconn *lc, int num)
 {
 	struct iovec iov[MPS_IOV_MAX];
 
-	return sf_out(lc, iov) == 0;
+	return sf_out(lc, num, iov) == 0;
+}
+
+/* Nothing waits for any subflow that can still be written. */
+static bool all_sf_out_empty(struct lconn *lc)
+{
+	int i;
+
+	for (i = 0; i < lc->nsf; i++)
+		if (sf_open(&lc->sf[i]) && !lc->sf[i].dead &&
+		    !sf_out_empty(lc, i))
+			return false;
+	return true;
 }
 
 /* Room for bytes from the program. */
@@ -246,23 +377,24 @@ static size_t app_in_room(struct lconn *lc)
  * (EAGAIN), or a positive errno when fd failed.
  */
 static int flush(struct lconn *lc,
+		 int num,
 		 int fd,
-		 int (*out)(struct lconn *, struct iovec *),
-		 void (*done)(struct lconn *, size_t))
+		 int (*out)(struct lconn *, int, struct iovec *),
+		 void (*done)(struct lconn *, int, size_t))
 {
 	struct iovec iov[MPS_IOV_MAX];
 	struct msghdr msg;
 	ssize_t n;
 	int cnt;
 
-	while ((cnt = out(lc, iov)) > 0) {
+	while ((cnt = out(lc, num, iov)) > 0) {
 		memset(&msg, 0, sizeof(msg));
 		msg.msg_iov = iov;
 		msg.msg_iovlen = (size_t)cnt;
 		n = mps_libc()->sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : errno;
-		done(lc, (size_t)n);
+		done(lc, num, (size_t)n);
 		atomic_fetch_add_explicit(
 			&progress, (unsigned long long)n, memory_order_relaxed);
 		if ((size_t)n < iov_total(iov, cnt))
@@ -312,95 +444,149 @@ static void read_app(struct lconn *lc)
 		app_eof_seen(lc);
 }
 
-static void sf_failed(struct lconn *lc, int err)
+/* Subflow sf failed with err: nothing more is read or written on it. */
+static void sf_failed(struct lconn *lc, struct lsf *sf, int err)
 {
-	lc->sf_eof = true;
-	lc->sf_dead = true;
-	lc->sf_err = err;
+	sf->eof = true;
+	sf->dead = true;
+	if (sf->num == 0)
+		lc->sf_err = err;
 	if (lc->mode == LC_CORE)
-		mps_conn_sf_closed(lc->core, 0, err);
+		mps_conn_sf_closed(lc->core, sf->num, err);
 }
 
 /* Largest read from the subflow now: what the core takes (in MPTCP the
  * peer respects our window, so the core takes all), or the relay's room. */
-static size_t sf_read_limit(struct lconn *lc)
+static size_t sf_read_limit(struct lconn *lc, struct lsf *sf)
 {
 	size_t room;
 
 	if (lc->mode == LC_RELAY)
 		return MPS_RELAY_BUF - lc->to_app.len;
-	room = mps_conn_sf_rx_room(lc->core, 0);
+	if (lc->mode != LC_CORE || sf->eof || sf->dead)
+		return 0;
+	room = mps_conn_sf_rx_room(lc->core, sf->num);
 	return room < sizeof(scratch) ? room : sizeof(scratch);
 }
 
-static void read_sf_core(struct lconn *lc, size_t limit)
+static void read_sf_core(struct lconn *lc, struct lsf *sf, size_t limit)
 {
-	ssize_t n = mps_libc()->read(lc->kfd, scratch, limit);
+	ssize_t n = mps_libc()->read(sf->fd, scratch, limit);
 	int err;
 
 	if (n > 0) {
-		err = mps_conn_sf_input(lc->core, 0, scratch, (size_t)n);
+		err = mps_conn_sf_input(lc->core, sf->num, scratch, (size_t)n);
 		if (err < 0) {
 			/* the core queued MP_TCPRST: send it, then stop */
-			mps_info(
-				"subflow-error", "fd=%d err=%d", lc->kfd, -err);
-			flush(lc, lc->kfd, sf_out, sf_out_done);
-			sf_failed(lc, -err);
+			mps_info("subflow-error",
+				 "fd=%d sf=%d err=%d",
+				 sf->fd,
+				 sf->num,
+				 -err);
+			flush(lc, sf->num, sf->fd, sf_out, sf_out_done);
+			sf_failed(lc, sf, -err);
 		}
 	} else if (n == 0) {
-		lc->sf_eof = true;
-		mps_conn_sf_closed(lc->core, 0, 0);
+		sf->eof = true;
+		mps_conn_sf_closed(lc->core, sf->num, 0);
 	} else if (errno != EAGAIN && errno != EINTR) {
-		sf_failed(lc, errno);
+		sf_failed(lc, sf, errno);
 	}
 }
 
-static void read_sf(struct lconn *lc)
+static void read_sf(struct lconn *lc, struct lsf *sf)
 {
 	struct iovec iov[2];
-	size_t limit = sf_read_limit(lc);
+	size_t limit = sf_read_limit(lc, sf);
 	ssize_t n;
 
 	if (limit == 0)
 		return;
 	if (lc->mode == LC_CORE) {
-		read_sf_core(lc, limit);
+		read_sf_core(lc, sf, limit);
 		return;
 	}
-	n = mps_libc()->readv(lc->kfd, iov, ring_free_iov(&lc->to_app, iov));
+	n = mps_libc()->readv(sf->fd, iov, ring_free_iov(&lc->to_app, iov));
 	if (n > 0)
 		lc->to_app.len += (size_t)n;
 	else if (n == 0)
-		lc->sf_eof = true;
+		sf->eof = true;
 	else if (errno != EAGAIN && errno != EINTR)
-		sf_failed(lc, errno);
+		sf_failed(lc, sf, errno);
+}
+
+/* ---- closing subflows ---- */
+
+/* The program's forwarded TCP options follow a live subflow. */
+static void sock_kfd_update(struct lconn *lc)
+{
+	struct mps_sock *s = lc->sock;
+	int i, fd = -1;
+
+	for (i = 0; i < lc->nsf && fd < 0; i++)
+		if (sf_live(&lc->sf[i]))
+			fd = lc->sf[i].fd;
+	pthread_mutex_lock(&s->fwd_lock);
+	s->kfd = fd;
+	pthread_mutex_unlock(&s->fwd_lock);
+}
+
+/* Close a subflow's socket, resetting the peer when rst is set. */
+static void sf_close_fd(struct lconn *lc, struct lsf *sf, bool rst)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	struct mps_sock *s = lc->sock;
+	bool was_kfd;
+
+	if (!sf_open(sf))
+		return;
+	io_want(&sf->r, false);
+	io_want(&sf->w, false);
+	if (rst)
+		mps_libc()->setsockopt(
+			sf->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	pthread_mutex_lock(&s->fwd_lock);
+	was_kfd = s->kfd == sf->fd;
+	if (was_kfd)
+		s->kfd = -1;
+	pthread_mutex_unlock(&s->fwd_lock);
+	mps_fdtab_close(sf->fd);
+	sf->fd = -1;
+	sf->eof = sf->dead = true;
+	if (was_kfd)
+		sock_kfd_update(lc);
 }
 
 /* ---- ending ---- */
 
 static void lc_unqueue_watchers(struct lconn *lc)
 {
+	int i;
+
 	io_want(&lc->afd_r, false);
 	io_want(&lc->afd_w, false);
-	io_want(&lc->kfd_r, false);
-	io_want(&lc->kfd_w, false);
+	for (i = 0; i < lc->nsf; i++) {
+		io_want(&lc->sf[i].r, false);
+		io_want(&lc->sf[i].w, false);
+	}
+	for (i = 0; i < MPS_MAX_ATTEMPTS; i++)
+		if (lc->att[i].used)
+			io_want(&lc->att[i].cw, false);
 	ev_timer_stop(loop, &lc->timer);
+	ev_timer_stop(loop, &lc->pm_timer);
+	ev_timer_stop(loop, &lc->mx_timer);
 }
 
-/* Close the kernel socket, resetting the peer when rst is set. */
-static void lc_close_kfd(struct lconn *lc, bool rst)
+static void att_close_all(struct lconn *lc)
 {
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	struct mps_sock *s = lc->sock;
+	int i;
 
-	if (rst)
-		mps_libc()->setsockopt(
-			lc->kfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	pthread_mutex_lock(&s->fwd_lock);
-	mps_fdtab_close(lc->kfd);
-	s->kfd = -1;
-	pthread_mutex_unlock(&s->fwd_lock);
-	lc->kfd = -1;
+	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+		if (lc->att[i].used && lc->att[i].fd >= 0) {
+			mps_fdtab_close(lc->att[i].fd);
+			lc->att[i].fd = -1;
+		}
+	}
 }
 
 /*
@@ -410,11 +596,13 @@ static void lc_close_kfd(struct lconn *lc, bool rst)
 static void lc_finish(struct lconn *lc, int err, bool rst)
 {
 	struct mps_sock *s = lc->sock;
+	int i;
 
 	mps_debug("conn-end",
-		  "afd=%d kfd=%d err=%d rst=%d",
+		  "afd=%d kfd=%d nsf=%d err=%d rst=%d",
 		  lc->afd,
-		  lc->kfd,
+		  lc->sf[0].fd,
+		  lc->nsf,
 		  err,
 		  rst);
 	lc_unqueue_watchers(lc);
@@ -428,8 +616,9 @@ static void lc_finish(struct lconn *lc, int err, bool rst)
 	 * later reset shows only in its writes (EPIPE) */
 	if (err && !lc->app_shut)
 		atomic_store(&s->conn_error, err);
-	if (lc->kfd >= 0)
-		lc_close_kfd(lc, rst);
+	for (i = 0; i < lc->nsf; i++)
+		sf_close_fd(lc, &lc->sf[i], rst);
+	att_close_all(lc);
 	mps_fdtab_close(lc->afd);
 	mps_fdtab_close(lc->pfd);
 	atomic_store(&s->connecting, false);
@@ -442,11 +631,24 @@ static void lc_finish(struct lconn *lc, int err, bool rst)
 	free(lc);
 }
 
+/* Every subflow finished: nothing more from it, nothing more to it. */
+static bool subflows_finished(struct lconn *lc)
+{
+	int i;
+
+	for (i = 0; i < lc->nsf; i++) {
+		struct lsf *sf = &lc->sf[i];
+
+		if (sf_open(sf) && !(sf->eof && (sf->shut || sf->dead)))
+			return false;
+	}
+	return true;
+}
+
 /* True when nothing more will flow in either direction. */
 static bool both_finished(struct lconn *lc)
 {
-	return lc->app_eof && lc->app_shut && lc->sf_eof &&
-	       (lc->sf_shut || lc->sf_dead);
+	return lc->app_eof && lc->app_shut && subflows_finished(lc);
 }
 
 /* End the connection if it is over; returns true when it did. */
@@ -475,7 +677,7 @@ static bool lc_maybe_end(struct lconn *lc)
 		lc_finish(lc, err ? err : ECONNRESET, true);
 		return true;
 	}
-	if ((st == MPS_CONN_CLOSED && sf_out_empty(lc) &&
+	if ((st == MPS_CONN_CLOSED && all_sf_out_empty(lc) &&
 	     app_pending(lc) == 0) ||
 	    both_finished(lc)) {
 		lc_finish(lc, 0, false);
@@ -484,15 +686,65 @@ static bool lc_maybe_end(struct lconn *lc)
 	return false;
 }
 
+/* ---- scheduling over kernel TCP ---- */
+
+/* TCP_USER_TIMEOUT on every live subflow while there are several. */
+static void user_timeouts(struct lconn *lc)
+{
+	bool multi = live_count(lc) > 1;
+	int i;
+
+	if (multi == lc->multi)
+		return;
+	lc->multi = multi;
+	for (i = 0; i < lc->nsf; i++)
+		if (sf_live(&lc->sf[i]))
+			mps_pm_user_timeout(lc->sf[i].fd,
+					    multi ? MPS_PM_USER_TIMEOUT_MS : 0);
+}
+
+/* Report every live subflow's TCP_INFO to the core (several only). */
+static void report_metrics(struct lconn *lc)
+{
+	struct mps_sf_metrics m;
+	int i;
+
+	if (lc->mode != LC_CORE || live_count(lc) < 2)
+		return;
+	for (i = 0; i < lc->nsf; i++)
+		if (sf_live(&lc->sf[i]) &&
+		    mps_pm_metrics(lc->sf[i].fd, &m) == 0)
+			mps_conn_sf_metrics(lc->core, i, &m);
+}
+
+/* Keep the metrics timer running while program data is held and more
+ * than one subflow may carry it. */
+static void arm_metrics(struct lconn *lc)
+{
+	struct mps_conn_info info;
+	bool want = false;
+
+	if (lc->mode == LC_CORE && live_count(lc) > 1) {
+		mps_conn_get_info(lc->core, &info);
+		want = info.snd_held > 0;
+	}
+	if (want && !ev_is_active(&lc->mx_timer)) {
+		ev_timer_set(&lc->mx_timer, MPS_METRICS_MS / 1e3, 0.);
+		ev_timer_start(loop, &lc->mx_timer);
+	} else if (!want) {
+		ev_timer_stop(loop, &lc->mx_timer);
+	}
+}
+
 /* ---- the pump: after every event ---- */
 
-/* Does the kernel socket's sending side end now?  The core says so
- * (FALLBACK after the program's shutdown, CLOSED); a relay ends it after
- * the program's end of stream. */
-static bool sf_sending_done(struct lconn *lc)
+/* Does a subflow's sending side end now?  The core says so (FALLBACK
+ * after the program's shutdown, CLOSED); a relay ends it after the
+ * program's end of stream. */
+static bool sf_sending_done(struct lconn *lc, struct lsf *sf)
 {
 	if (lc->mode == LC_CORE)
-		return mps_conn_sf_done(lc->core, 0) &&
+		return mps_conn_sf_done(lc->core, sf->num) &&
 		       mps_conn_state(lc->core) != MPS_CONN_RESET;
 	return lc->app_eof;
 }
@@ -500,19 +752,31 @@ static bool sf_sending_done(struct lconn *lc)
 static void shut_directions(struct lconn *lc)
 {
 	bool peer_done;
+	int i;
 
 	if (lc->mode == LC_CORE)
 		peer_done = mps_conn_peer_finished(lc->core);
 	else
-		peer_done = lc->sf_eof;
+		peer_done = lc->sf[0].eof;
 	if (!lc->app_shut && peer_done && app_pending(lc) == 0) {
 		shutdown(lc->afd, SHUT_WR);
 		lc->app_shut = true;
 	}
-	if (!lc->sf_shut && !lc->sf_dead && sf_out_empty(lc) &&
-	    sf_sending_done(lc)) {
-		shutdown(lc->kfd, SHUT_WR);
-		lc->sf_shut = true;
+	for (i = 0; i < lc->nsf; i++) {
+		struct lsf *sf = &lc->sf[i];
+
+		if (!sf_open(sf) || sf->shut || sf->dead ||
+		    !sf_out_empty(lc, i))
+			continue;
+		if (sf->failed) {
+			/* the core is done with it: what it had went */
+			sf_close_fd(lc, sf, true);
+			continue;
+		}
+		if (sf_sending_done(lc, sf)) {
+			shutdown(sf->fd, SHUT_WR);
+			sf->shut = true;
+		}
 	}
 }
 
@@ -532,29 +796,687 @@ static void arm_timer(struct lconn *lc)
 
 static void arm_watchers(struct lconn *lc)
 {
+	int i;
+
 	io_want(&lc->afd_r, !lc->app_eof && app_in_room(lc) > 0);
-	io_want(&lc->kfd_r, !lc->sf_eof && sf_read_limit(lc) > 0);
-	io_want(&lc->kfd_w, !lc->sf_dead && !sf_out_empty(lc));
 	io_want(&lc->afd_w, !lc->app_gone && app_pending(lc) > 0);
+	for (i = 0; i < lc->nsf; i++) {
+		struct lsf *sf = &lc->sf[i];
+
+		if (!sf_open(sf))
+			continue;
+		io_want(&sf->r, !sf->eof && sf_read_limit(lc, sf) > 0);
+		io_want(&sf->w, !sf->dead && !sf_out_empty(lc, i));
+	}
 }
+
+/* Write what the core has for every subflow. */
+static void flush_subflows(struct lconn *lc)
+{
+	int i, err;
+
+	report_metrics(lc);
+	for (i = 0; i < lc->nsf; i++) {
+		struct lsf *sf = &lc->sf[i];
+
+		if (!sf_open(sf) || sf->dead)
+			continue;
+		err = flush(lc, i, sf->fd, sf_out, sf_out_done);
+		if (err) {
+			mps_info("subflow-down",
+				 "sf=%d fd=%d err=%d",
+				 i,
+				 sf->fd,
+				 err);
+			sf_failed(lc, sf, err);
+			if (lc->nsf > 1)
+				sf_close_fd(lc, sf, true);
+		}
+	}
+}
+
+static bool pm_events(struct lconn *lc);
+static void pm_run(struct lconn *lc);
+static void server_announce(struct lconn *lc);
 
 static void lc_pump(struct lconn *lc)
 {
-	int err;
+	int pass;
 
 	arm_timer(lc);
-	if (!lc->sf_dead) {
-		err = flush(lc, lc->kfd, sf_out, sf_out_done);
-		if (err)
-			sf_failed(lc, err);
+	for (pass = 0; pass < 4; pass++) {
+		bool acted = lc->mode == LC_CORE && pm_events(lc);
+
+		flush_subflows(lc);
+		if (!acted)
+			break;
 	}
-	if (!lc->app_gone && flush(lc, lc->afd, app_out, app_out_done))
+	if (lc->mode == LC_CORE) {
+		server_announce(lc);
+		pm_run(lc);
+		flush_subflows(lc);
+		user_timeouts(lc);
+	}
+	if (!lc->app_gone &&
+	    flush(lc, 0, lc->afd, app_out, app_out_done))
 		lc->app_gone = true;
 	shut_directions(lc);
-	if (!lc_maybe_end(lc))
+	if (!lc_maybe_end(lc)) {
 		arm_watchers(lc);
+		arm_metrics(lc);
+	}
 	if (exiting)
 		exit_check();
+}
+
+/* ---- subflow sockets ---- */
+
+static void sf_r_cb(struct ev_loop *l, ev_io *w, int revents);
+static void sf_w_cb(struct ev_loop *l, ev_io *w, int revents);
+
+/* Take fd as subflow num of lc (added to the core already, or 0). */
+static void sf_attach(struct lconn *lc, int num, int fd, int attempt)
+{
+	struct lsf *sf = &lc->sf[num];
+	socklen_t len;
+
+	memset(sf, 0, sizeof(*sf));
+	sf->lc = lc;
+	sf->num = num;
+	sf->fd = fd;
+	sf->attempt = attempt;
+	ev_io_init(&sf->r, sf_r_cb, fd, EV_READ);
+	ev_io_init(&sf->w, sf_w_cb, fd, EV_WRITE);
+	sf->r.data = sf;
+	sf->w.data = sf;
+	if (num >= lc->nsf)
+		lc->nsf = num + 1;
+	if (lc->mode == LC_CONNECTING)
+		return; /* addresses once connected */
+	len = sizeof(sf->local);
+	mps_libc()->getsockname(fd, (struct sockaddr *)&sf->local, &len);
+	len = sizeof(sf->peer);
+	mps_libc()->getpeername(fd, (struct sockaddr *)&sf->peer, &len);
+	sf->ifindex = mps_pm_ifindex_of((struct sockaddr *)&sf->local);
+}
+
+/* A subflow gets the MPTCP socket options (not in relay or fallback). */
+static void sf_tune(struct lconn *lc, struct lsf *sf)
+{
+	mps_pm_tune(sf->fd);
+	if (lc->multi)
+		mps_pm_user_timeout(sf->fd, MPS_PM_USER_TIMEOUT_MS);
+}
+
+/* ---- events from the core ---- */
+
+static struct lpeer *peer_by_id(struct lconn *lc, uint8_t id)
+{
+	int i;
+
+	for (i = 0; i < MPS_CONN_MAX_ADDRS; i++)
+		if (lc->peers[i].used && lc->peers[i].id == id)
+			return &lc->peers[i];
+	return NULL;
+}
+
+static void ev_addr_added(struct lconn *lc, const struct mps_conn_event *ev)
+{
+	struct lpeer *p = peer_by_id(lc, ev->addr_id);
+	uint16_t port = ev->port;
+	int i, len;
+
+	if (!port)
+		port = ntohs(((struct sockaddr_in *)&lc->sf[0].peer)->sin_port);
+	for (i = 0; !p && i < MPS_CONN_MAX_ADDRS; i++)
+		if (!lc->peers[i].used)
+			p = &lc->peers[i];
+	if (!p)
+		return;
+	len = mps_pm_from_wire(&ev->addr, port, lc->sf[0].peer.ss_family, &p->sa);
+	if (len < 0)
+		return;
+	p->used = true;
+	p->id = ev->addr_id;
+	p->len = (socklen_t)len;
+	lc->pm_dirty = true;
+}
+
+static void ev_addr_removed(struct lconn *lc, uint8_t id)
+{
+	struct lpeer *p = peer_by_id(lc, id);
+	int i;
+
+	if (!p)
+		return;
+	for (i = 0; i < lc->nsf; i++) {
+		struct lsf *sf = &lc->sf[i];
+
+		if (!sf_open(sf) ||
+		    !mps_pm_same_addr((struct sockaddr *)&sf->peer,
+				      (struct sockaddr *)&p->sa))
+			continue;
+		mps_conn_sf_closed(lc->core, i, 0);
+		sf_close_fd(lc, sf, true);
+	}
+	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+		struct latt *a = &lc->att[i];
+
+		if (a->used && a->peer_id == id) {
+			io_want(&a->cw, false);
+			if (a->fd >= 0)
+				mps_fdtab_close(a->fd);
+			a->used = false;
+		}
+	}
+	p->used = false;
+}
+
+/* A join's pair waits before its next try, longer each time. */
+static void att_backoff(struct lconn *lc, struct latt *a)
+{
+	a->retry_at = now_us() + (uint64_t)a->backoff_s * 1000000;
+	a->backoff_s = a->backoff_s * 2 > MPS_RETRY_MAX_S ? MPS_RETRY_MAX_S
+							  : a->backoff_s * 2;
+	lc->pm_dirty = true;
+}
+
+static void ev_subflow_failed(struct lconn *lc, int num, int err)
+{
+	struct lsf *sf = &lc->sf[num];
+
+	if (num < 0 || num >= lc->nsf)
+		return;
+	sf->failed = true;
+	if (sf->attempt >= 0 && lc->att[sf->attempt].sf == num) {
+		lc->att[sf->attempt].sf = -1;
+		att_backoff(lc, &lc->att[sf->attempt]);
+	}
+	lc->pm_dirty = true;
+	mps_info("subflow-failed", "sf=%d err=%d", num, err);
+}
+
+static void ev_subflow_established(struct lconn *lc, int num)
+{
+	struct lsf *sf = &lc->sf[num];
+
+	if (num >= 0 && num < lc->nsf && sf->attempt >= 0)
+		lc->att[sf->attempt].backoff_s = MPS_RETRY_MIN_S;
+	mps_info("subflow-established", "sf=%d fd=%d", num, sf->fd);
+}
+
+/* Act on every queued event; true when there was one. */
+static bool pm_events(struct lconn *lc)
+{
+	struct mps_conn_event ev;
+	char buf[INET6_ADDRSTRLEN];
+	struct sockaddr_storage ss;
+	bool any = false;
+
+	while (mps_conn_next_event(lc->core, &ev)) {
+		any = true;
+		switch (ev.kind) {
+		case MPS_EV_ADDR_ADDED:
+			if (mps_pm_from_wire(&ev.addr, 0, ev.addr.family, &ss) <
+			    0)
+				snprintf(buf, sizeof(buf), "?");
+			else
+				mps_pm_ntop((struct sockaddr *)&ss,
+					    buf,
+					    sizeof(buf));
+			mps_info("addr-added",
+				 "id=%u addr=%s port=%u",
+				 ev.addr_id,
+				 buf,
+				 ev.port);
+			ev_addr_added(lc, &ev);
+			break;
+		case MPS_EV_ADDR_REMOVED:
+			mps_info("addr-removed", "id=%u", ev.addr_id);
+			ev_addr_removed(lc, ev.addr_id);
+			break;
+		case MPS_EV_SUBFLOW_ESTABLISHED:
+			ev_subflow_established(lc, ev.sf);
+			break;
+		case MPS_EV_SUBFLOW_FAILED:
+			ev_subflow_failed(lc, ev.sf, ev.err);
+			break;
+		case MPS_EV_PRIO_CHANGED:
+			mps_info("prio-changed",
+				 "sf=%d backup=%d",
+				 ev.sf,
+				 (int)ev.backup);
+			break;
+		case MPS_EV_INCONSISTENT_DATA:
+			mps_warn("inconsistent-data",
+				 "sf=%d dsn=%llu",
+				 ev.sf,
+				 (unsigned long long)ev.dsn);
+			break;
+		case MPS_EV_MP_FAIL:
+			mps_info("mp-fail",
+				 "sf=%d dsn=%llu",
+				 ev.sf,
+				 (unsigned long long)ev.dsn);
+			break;
+		}
+	}
+	return any;
+}
+
+/* ---- path manager, client side ---- */
+
+static void att_cw_cb(struct ev_loop *l, ev_io *w, int revents);
+
+/* Is a live subflow on path's interface to peer's address? */
+static bool pair_covered(struct lconn *lc,
+			 const struct mps_path *path,
+			 const struct lpeer *peer)
+{
+	int i;
+
+	for (i = 0; i < lc->nsf; i++) {
+		const struct lsf *sf = &lc->sf[i];
+
+		if (sf_live(sf) && sf->ifindex == path->ifindex &&
+		    mps_pm_same_addr((const struct sockaddr *)&sf->peer,
+				     (const struct sockaddr *)&peer->sa))
+			return true;
+	}
+	return false;
+}
+
+static struct latt *
+att_get(struct lconn *lc, const struct mps_path *path, const struct lpeer *p)
+{
+	struct latt *free_slot = NULL;
+	int i;
+
+	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+		struct latt *a = &lc->att[i];
+
+		if (!a->used) {
+			if (!free_slot)
+				free_slot = a;
+			continue;
+		}
+		if (a->peer_id == p->id && a->path.ifindex == path->ifindex &&
+		    mps_pm_same_addr((struct sockaddr *)&a->path.addr,
+				     (struct sockaddr *)&path->addr))
+			return a;
+	}
+	if (!free_slot)
+		return NULL;
+	memset(free_slot, 0, sizeof(*free_slot));
+	free_slot->used = true;
+	free_slot->fd = -1;
+	free_slot->sf = -1;
+	free_slot->backoff_s = MPS_RETRY_MIN_S;
+	ev_io_init(&free_slot->cw, att_cw_cb, 0, EV_WRITE);
+	free_slot->cw.data = lc;
+	return free_slot;
+}
+
+static int connecting_count(const struct lconn *lc)
+{
+	int i, n = 0;
+
+	for (i = 0; i < MPS_MAX_ATTEMPTS; i++)
+		n += lc->att[i].used && lc->att[i].fd >= 0;
+	return n;
+}
+
+/* Start a join for pair a; failures wait for a retry. */
+static void att_start(struct lconn *lc, struct latt *a)
+{
+	char la[INET6_ADDRSTRLEN], pa[INET6_ADDRSTRLEN];
+	int fd;
+
+	mps_pm_ntop((struct sockaddr *)&a->path.addr, la, sizeof(la));
+	mps_pm_ntop((struct sockaddr *)&a->peer, pa, sizeof(pa));
+	fd = mps_pm_join_socket(
+		&a->path, (struct sockaddr *)&a->peer, a->peer_len);
+	if (fd < 0) {
+		mps_info("join-failed",
+			 "ifname=%s local=%s peer=%s err=%d retry=%us",
+			 a->path.ifname,
+			 la,
+			 pa,
+			 -fd,
+			 a->backoff_s);
+		att_backoff(lc, a);
+		return;
+	}
+	mps_info("join-connect",
+		 "ifname=%s local=%s peer=%s port=%u backup=%d",
+		 a->path.ifname,
+		 la,
+		 pa,
+		 ntohs(((struct sockaddr_in *)&a->peer)->sin_port),
+		 (int)a->path.backup);
+	a->fd = fd;
+	a->deadline = now_us() + MPS_PM_CONNECT_TIMEOUT_US;
+	ev_io_set(&a->cw, fd, EV_WRITE);
+	a->cw.data = lc;
+	io_want(&a->cw, true);
+}
+
+/* The earliest retry or deadline of lc's pairs, or 0. */
+static uint64_t att_next_time(struct lconn *lc)
+{
+	uint64_t next = 0, t;
+	int i;
+
+	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+		struct latt *a = &lc->att[i];
+
+		if (!a->used || a->sf >= 0)
+			continue;
+		t = a->fd >= 0 ? a->deadline : a->retry_at;
+		if (t && (!next || t < next))
+			next = t;
+	}
+	return next;
+}
+
+static void arm_pm_timer(struct lconn *lc)
+{
+	uint64_t next = att_next_time(lc), now = now_us();
+
+	ev_timer_stop(loop, &lc->pm_timer);
+	if (!next)
+		return;
+	ev_timer_set(&lc->pm_timer,
+		     next > now ? (double)(next - now) / 1e6 : 0.001,
+		     0.);
+	ev_timer_start(loop, &lc->pm_timer);
+}
+
+/* Pairs of every usable path with every announced address. */
+static void pm_try_pairs(struct lconn *lc,
+			 const struct mps_path *paths,
+			 int npaths)
+{
+	uint64_t now = now_us();
+	int i, j;
+
+	for (i = 0; i < npaths; i++) {
+		for (j = 0; j < MPS_CONN_MAX_ADDRS; j++) {
+			struct lpeer *p = &lc->peers[j];
+			struct latt *a;
+
+			if (!p->used || pair_covered(lc, &paths[i], p))
+				continue;
+			if (live_count(lc) + connecting_count(lc) >=
+			    mps_config.max_subflows)
+				return;
+			a = att_get(lc, &paths[i], p);
+			if (!a || a->fd >= 0 || a->sf >= 0 || a->retry_at > now)
+				continue;
+			a->path = paths[i];
+			a->peer_id = p->id;
+			memcpy(&a->peer, &p->sa, sizeof(a->peer));
+			a->peer_len = p->len;
+			att_start(lc, a);
+		}
+	}
+}
+
+static void pm_run(struct lconn *lc)
+{
+	struct mps_path paths[MPS_PM_MAX_PATHS];
+	int n;
+
+	if (lc->kind == MPS_LOOP_SERVER || !lc->pm_dirty ||
+	    mps_config.max_subflows < 2)
+		return;
+	if (mps_conn_state(lc->core) != MPS_CONN_ESTABLISHED ||
+	    !mps_conn_can_join(lc->core))
+		return;
+	lc->pm_dirty = false;
+	n = mps_pm_paths(lc->sf[0].peer.ss_family, paths, MPS_PM_MAX_PATHS);
+	mps_debug("pm-run", "paths=%d", n);
+	if (n > 0)
+		pm_try_pairs(lc, paths, n);
+	arm_pm_timer(lc);
+}
+
+/* A join's connect finished (or its deadline passed: err ETIMEDOUT). */
+static void att_connected(struct lconn *lc, struct latt *a, int err)
+{
+	uint8_t id = (uint8_t)(a->path.ifindex % 255 + 1);
+	int num = -EINVAL;
+
+	io_want(&a->cw, false);
+	if (!err && lc->mode == LC_CORE)
+		num = mps_conn_sf_add_join(lc->core, id, a->path.backup);
+	if (err || num < 0) {
+		mps_info("join-failed",
+			 "ifname=%s err=%d retry=%us",
+			 a->path.ifname,
+			 err ? err : -num,
+			 a->backoff_s);
+		mps_fdtab_close(a->fd);
+		a->fd = -1;
+		att_backoff(lc, a);
+		return;
+	}
+	sf_attach(lc, num, a->fd, (int)(a - lc->att));
+	sf_tune(lc, &lc->sf[num]);
+	a->fd = -1;
+	a->sf = num;
+	mps_info("subflow-join",
+		 "sf=%d fd=%d ifname=%s backup=%d",
+		 num,
+		 lc->sf[num].fd,
+		 a->path.ifname,
+		 (int)a->path.backup);
+}
+
+static void att_cw_cb(struct ev_loop *l, ev_io *w, int revents)
+{
+	struct lconn *lc = w->data;
+	struct latt *a = (struct latt *)((char *)w - offsetof(struct latt, cw));
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	(void)l;
+	(void)revents;
+	if (mps_libc()->getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) <
+	    0)
+		err = errno;
+	att_connected(lc, a, err);
+	lc->pm_dirty = true;
+	lc_pump(lc);
+}
+
+static void pm_timer_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	struct lconn *lc = w->data;
+	uint64_t now = now_us();
+	int i;
+
+	(void)l;
+	(void)revents;
+	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+		struct latt *a = &lc->att[i];
+
+		if (a->used && a->fd >= 0 && a->deadline <= now)
+			att_connected(lc, a, ETIMEDOUT);
+	}
+	lc->pm_dirty = true;
+	lc_pump(lc); /* pm_run() arms the timer again */
+}
+
+/* ---- path manager, server side ---- */
+
+/* Announce the join listener on every usable address (see the top). */
+static void server_announce(struct lconn *lc)
+{
+	struct mps_path paths[MPS_PM_MAX_PATHS];
+	struct lsf *sf0 = &lc->sf[0];
+	struct mps_addr own, a;
+	uint8_t id = 2;
+	int port, n, i;
+
+	if (lc->kind != MPS_LOOP_SERVER || lc->announced ||
+	    mps_config.max_subflows < 2 ||
+	    mps_conn_state(lc->core) != MPS_CONN_ESTABLISHED)
+		return;
+	lc->announced = true;
+	if (!sf_open(sf0) ||
+	    mps_pm_to_wire((struct sockaddr *)&sf0->local, &own) < 0)
+		return;
+	port = mps_jl_port(sf0->local.ss_family);
+	if (port < 0) {
+		mps_warn("join-listener", "err=%d", -port);
+		return;
+	}
+	mps_conn_announce(lc->core, 1, &own, (uint16_t)port);
+	n = mps_pm_paths(own.family, paths, MPS_PM_MAX_PATHS);
+	for (i = 0; i < n; i++) {
+		if (mps_pm_to_wire((struct sockaddr *)&paths[i].addr, &a) < 0 ||
+		    memcmp(a.bytes, own.bytes, sizeof(a.bytes)) == 0)
+			continue;
+		mps_conn_announce(lc->core, id++, &a, (uint16_t)port);
+	}
+	mps_info("announce", "port=%d addrs=%u", port, (unsigned)(id - 1));
+}
+
+/* The connection whose core owns token, or NULL. */
+static struct lconn *conn_by_token(uint32_t token)
+{
+	void *core = tokens ? mps_token_lookup(tokens, token) : NULL;
+	struct lconn *lc;
+
+	for (lc = conns; core && lc; lc = lc->next)
+		if (lc->core == core)
+			return lc;
+	return NULL;
+}
+
+/* joinlisten.c hands over a join that names token. */
+static int join_deliver(uint32_t token,
+			int fd,
+			const uint8_t *buf,
+			size_t len)
+{
+	struct lconn *lc = conn_by_token(token);
+	int num;
+
+	if (!lc || lc->mode != LC_CORE ||
+	    live_count(lc) >= mps_config.max_subflows)
+		return -ENOENT;
+	num = mps_conn_sf_accept_join(lc->core);
+	if (num < 0)
+		return -ENOENT;
+	sf_attach(lc, num, fd, -1);
+	sf_tune(lc, &lc->sf[num]);
+	mps_info("subflow-accept", "sf=%d fd=%d token=%08x", num, fd, token);
+	if (mps_conn_sf_input(lc->core, num, buf, len) < 0)
+		flush(lc, num, fd, sf_out, sf_out_done);
+	lc_pump(lc);
+	return 0;
+}
+
+/* ---- link and address changes ---- */
+
+/* Close lc's subflows on ifindex (or with local address addr). */
+static bool close_on(struct lconn *lc,
+		     unsigned int ifindex,
+		     const struct sockaddr *addr)
+{
+	bool any = false;
+	int i;
+
+	for (i = 0; i < lc->nsf; i++) {
+		struct lsf *sf = &lc->sf[i];
+
+		if (!sf_open(sf) || sf->dead)
+			continue;
+		if (addr ? !mps_pm_same_addr((struct sockaddr *)&sf->local,
+					     addr)
+			 : sf->ifindex != ifindex)
+			continue;
+		mps_info("subflow-down", "sf=%d ifindex=%u err=%d", i, ifindex,
+			 ENETDOWN);
+		sf_failed(lc, sf, ENETDOWN);
+		if (live_count(lc) > 0)
+			sf_close_fd(lc, sf, true);
+		any = true;
+	}
+	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+		struct latt *a = &lc->att[i];
+
+		if (a->used && a->fd >= 0 && a->path.ifindex == ifindex &&
+		    !addr)
+			att_connected(lc, a, ENETDOWN);
+	}
+	return any;
+}
+
+/* Retry every pair of lc at once. */
+static void retry_now(struct lconn *lc)
+{
+	int i;
+
+	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+		lc->att[i].retry_at = 0;
+		lc->att[i].backoff_s = MPS_RETRY_MIN_S;
+	}
+	lc->pm_dirty = true;
+}
+
+static void nl_change(enum mps_pm_change what,
+		      unsigned int ifindex,
+		      const struct sockaddr *addr,
+		      void *arg)
+{
+	struct lconn *lc, *next;
+	bool act;
+
+	(void)arg;
+	if (what == MPS_PM_LINK_DOWN || what == MPS_PM_ADDR_DEL)
+		mps_info(what == MPS_PM_LINK_DOWN ? "link-down" : "addr-del",
+			 "ifindex=%u",
+			 ifindex);
+	for (lc = conns; lc; lc = next) {
+		next = lc->next;
+		if (lc->mode != LC_CORE)
+			continue;
+		if (what == MPS_PM_LINK_UP || what == MPS_PM_ADDR_NEW) {
+			retry_now(lc);
+			act = lc->kind != MPS_LOOP_SERVER;
+		} else {
+			act = close_on(lc,
+				       ifindex,
+				       what == MPS_PM_ADDR_DEL ? addr : NULL);
+		}
+		if (act)
+			lc_pump(lc);
+	}
+}
+
+static void nl_cb(struct ev_loop *l, ev_io *w, int revents)
+{
+	(void)l;
+	(void)revents;
+	mps_pm_netlink_read(w->fd, nl_change, NULL);
+}
+
+/* The netlink socket, opened with the first core of the loop. */
+static void nl_start(void)
+{
+	if (nl_fd >= 0)
+		return;
+	nl_fd = mps_pm_netlink_open();
+	if (nl_fd < 0) {
+		mps_warn("netlink", "err=%d", -nl_fd);
+		nl_fd = -2; /* do not try again */
+		return;
+	}
+	ev_io_init(&nl_w, nl_cb, nl_fd, EV_READ);
+	ev_io_start(loop, &nl_w);
 }
 
 /* ---- the connect of a non-blocking connect() ---- */
@@ -593,8 +1515,9 @@ static int lc_start_core(struct lconn *lc, enum mps_role role)
 		.rcv_buf = mps_config.rcvbuf,
 		.snd_buf = mps_config.sndbuf,
 		.fallback_us = role == MPS_ROLE_SERVER
-				       ? mps_neg_fallback_us(lc->kfd)
+				       ? mps_neg_fallback_us(lc->sf[0].fd)
 				       : 0,
+		.sched = mps_config.sched,
 	};
 
 	lc->core = mps_conn_new(role, &p, tokens, now_us());
@@ -603,6 +1526,10 @@ static int lc_start_core(struct lconn *lc, enum mps_role role)
 	if (mps_conn_sf_add(lc->core) < 0)
 		return -EINVAL;
 	lc->mode = LC_CORE;
+	sf_attach(lc, 0, lc->sf[0].fd, -1);
+	sf_tune(lc, &lc->sf[0]);
+	lc->pm_dirty = true;
+	nl_start();
 	return 0;
 }
 
@@ -619,15 +1546,14 @@ static int lc_start_relay(struct lconn *lc)
 static void lc_connected(struct lconn *lc)
 {
 	socklen_t len = sizeof(int);
-	int err = 0;
+	int kfd = lc->sf[0].fd, err = 0;
 	bool shim;
 
-	if (mps_libc()->getsockopt(lc->kfd, SOL_SOCKET, SO_ERROR, &err, &len) <
-	    0)
+	if (mps_libc()->getsockopt(kfd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
-	io_want(&lc->kfd_w, false);
+	io_want(&lc->sf[0].w, false);
 	if (err) {
-		mps_info("connect-failed", "fd=%d err=%d", lc->kfd, err);
+		mps_info("connect-failed", "fd=%d err=%d", kfd, err);
 		atomic_store(&lc->sock->so_error, err);
 		atomic_store(&lc->sock->fail_error, err);
 		atomic_store(&lc->sock->failed, true);
@@ -635,7 +1561,7 @@ static void lc_connected(struct lconn *lc)
 		lc_finish(lc, 0, false);
 		return;
 	}
-	shim = mps_neg_client_peer_is_shim(lc->kfd);
+	shim = mps_neg_client_peer_is_shim(kfd);
 	err = shim ? lc_start_core(lc, MPS_ROLE_CLIENT) : lc_start_relay(lc);
 	if (err == 0) {
 		/* the end becomes writable from here: all is decided */
@@ -653,10 +1579,7 @@ static void lc_connected(struct lconn *lc)
 	}
 	if (!shim)
 		mps_neg_cache_plain((struct sockaddr *)&lc->dst, lc->dst_len);
-	mps_info("connected",
-		 "fd=%d mode=%s",
-		 lc->kfd,
-		 shim ? "mptcp" : "plain-relay");
+	mps_info("connected", "fd=%d mode=%s", kfd, shim ? "mptcp" : "plain-relay");
 	lc_pump(lc);
 }
 
@@ -672,19 +1595,23 @@ static void afd_r_cb(struct ev_loop *l, ev_io *w, int revents)
 	lc_pump(lc);
 }
 
-static void kfd_r_cb(struct ev_loop *l, ev_io *w, int revents)
+static void sf_r_cb(struct ev_loop *l, ev_io *w, int revents)
 {
-	struct lconn *lc = w->data;
+	struct lsf *sf = w->data;
+	struct lconn *lc = sf->lc;
 
 	(void)l;
 	(void)revents;
-	read_sf(lc);
+	read_sf(lc, sf);
+	if (sf->dead && lc->mode == LC_CORE && live_count(lc) > 0)
+		sf_close_fd(lc, sf, true);
 	lc_pump(lc);
 }
 
-static void out_cb(struct ev_loop *l, ev_io *w, int revents)
+static void sf_w_cb(struct ev_loop *l, ev_io *w, int revents)
 {
-	struct lconn *lc = w->data;
+	struct lsf *sf = w->data;
+	struct lconn *lc = sf->lc;
 
 	(void)l;
 	(void)revents;
@@ -692,6 +1619,15 @@ static void out_cb(struct ev_loop *l, ev_io *w, int revents)
 		lc_connected(lc);
 	else
 		lc_pump(lc);
+}
+
+static void afd_w_cb(struct ev_loop *l, ev_io *w, int revents)
+{
+	struct lconn *lc = w->data;
+
+	(void)l;
+	(void)revents;
+	lc_pump(lc);
 }
 
 static void timer_cb(struct ev_loop *l, ev_timer *w, int revents)
@@ -703,22 +1639,23 @@ static void timer_cb(struct ev_loop *l, ev_timer *w, int revents)
 	lc_pump(lc);
 }
 
-static void lc_init_watchers(struct lconn *lc)
+static void lc_init_watchers(struct lconn *lc, int kfd)
 {
 	ev_io_init(&lc->afd_r, afd_r_cb, lc->afd, EV_READ);
-	ev_io_init(&lc->afd_w, out_cb, lc->afd, EV_WRITE);
-	ev_io_init(&lc->kfd_r, kfd_r_cb, lc->kfd, EV_READ);
-	ev_io_init(&lc->kfd_w, out_cb, lc->kfd, EV_WRITE);
+	ev_io_init(&lc->afd_w, afd_w_cb, lc->afd, EV_WRITE);
 	ev_timer_init(&lc->timer, timer_cb, 0., 0.);
+	ev_timer_init(&lc->pm_timer, pm_timer_cb, 0., 0.);
+	ev_timer_init(&lc->mx_timer, timer_cb, 0., 0.);
 	lc->afd_r.data = lc;
 	lc->afd_w.data = lc;
-	lc->kfd_r.data = lc;
-	lc->kfd_w.data = lc;
 	lc->timer.data = lc;
+	lc->pm_timer.data = lc;
+	lc->mx_timer.data = lc;
+	sf_attach(lc, 0, kfd, -1);
 }
 
 /* A connection arrived from the queue. */
-static void lc_begin(struct lconn *lc)
+static void lc_begin(struct lconn *lc, int kfd)
 {
 	int err = 0;
 
@@ -727,11 +1664,12 @@ static void lc_begin(struct lconn *lc)
 	if (conns)
 		conns->prev = lc;
 	conns = lc;
-	lc_init_watchers(lc);
+	if (lc->kind == MPS_LOOP_CONNECTING)
+		lc->mode = LC_CONNECTING;
+	lc_init_watchers(lc, kfd);
 	switch (lc->kind) {
 	case MPS_LOOP_CONNECTING:
-		lc->mode = LC_CONNECTING;
-		io_want(&lc->kfd_w, true);
+		io_want(&lc->sf[0].w, true);
 		return;
 	case MPS_LOOP_CLIENT:
 		err = lc_start_core(lc, MPS_ROLE_CLIENT);
@@ -779,7 +1717,7 @@ static void wakeup_cb(struct ev_loop *l, ev_async *w, int revents)
 	pthread_mutex_unlock(&queue_lock);
 	for (; lc; lc = next) {
 		next = lc->next_req;
-		lc_begin(lc);
+		lc_begin(lc, lc->sf[0].fd);
 	}
 	for (i = 0; i < n; i++)
 		lc_closed(closed[i]);
@@ -805,7 +1743,7 @@ static bool core_finished(struct lconn *lc)
 		return true;
 	st = mps_conn_state(lc->core);
 	if (st == MPS_CONN_FALLBACK)
-		return lc->sf_shut;
+		return lc->sf[0].shut;
 	return st == MPS_CONN_CLOSED || st == MPS_CONN_RESET;
 }
 
@@ -820,9 +1758,9 @@ static bool all_drained(void)
 			continue;
 		if (!lc->app_eof)
 			return false;
-		if (!lc->sf_dead && !sf_out_empty(lc))
+		if (!all_sf_out_empty(lc))
 			return false;
-		if (!lc->sf_dead && !core_finished(lc))
+		if (live_count(lc) > 0 && !core_finished(lc))
 			return false;
 	}
 	return true;
@@ -922,6 +1860,7 @@ static int loop_start_locked(void)
 		loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	if (!loop)
 		return -ENOMEM;
+	mps_jl_init(loop, join_deliver);
 	ev_async_init(&wakeup, wakeup_cb);
 	ev_async_start(loop, &wakeup);
 	sigfillset(&all);
@@ -950,7 +1889,7 @@ int mps_loop_submit(const struct mps_loop_req *req)
 	lc->kind = req->kind;
 	lc->sock = req->sock;
 	lc->afd = req->afd;
-	lc->kfd = req->kfd;
+	lc->sf[0].fd = req->kfd;
 	lc->pfd = req->pfd;
 	lc->filler = req->filler;
 	lc->sndbuf = req->sndbuf;
@@ -1021,4 +1960,6 @@ void mps_loop_child(void)
 	closed_socks = NULL;
 	closed_len = closed_cap = 0;
 	tokens = NULL;
+	nl_fd = -1;
+	mps_jl_child();
 }

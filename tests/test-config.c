@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "conn.h"
+
+#include <arpa/inet.h>
 
 typedef int (*parser_fn)(struct mps_config *cfg, const char *value);
 
@@ -309,6 +312,101 @@ START_TEST(test_load_reads_the_environment)
 }
 END_TEST
 
+START_TEST(test_scheduler_takes_every_name)
+{
+	ck_assert_int_eq(parse_ok(mps_config_scheduler, NULL).sched,
+			 MPS_SCHED_EARLIEST);
+	ck_assert_int_eq(parse_ok(mps_config_scheduler, "earliest").sched,
+			 MPS_SCHED_EARLIEST);
+	ck_assert_int_eq(parse_ok(mps_config_scheduler, "roundrobin").sched,
+			 MPS_SCHED_ROUNDROBIN);
+	ck_assert_int_eq(parse_ok(mps_config_scheduler, "redundant").sched,
+			 MPS_SCHED_REDUNDANT);
+}
+END_TEST
+
+START_TEST(test_scheduler_bad_value_uses_earliest)
+{
+	struct mps_config cfg = parse_bad(
+		mps_config_scheduler, "MPTCPSHIM_SCHEDULER", "fastest");
+
+	ck_assert_int_eq(cfg.sched, MPS_SCHED_EARLIEST);
+}
+END_TEST
+
+START_TEST(test_paths_take_names_and_addresses)
+{
+	struct mps_config cfg = parse_ok(
+		mps_config_paths, "wlan0,10.0.0.1,[fd00::1],fd00::2,eth0.5");
+	struct sockaddr_in v4 = {.sin_family = AF_INET};
+
+	ck_assert_int_eq(cfg.npaths, 5);
+	ck_assert_int_eq(cfg.paths[0].family, 0);
+	ck_assert_str_eq(cfg.paths[0].ifname, "wlan0");
+	ck_assert_int_eq(cfg.paths[1].family, AF_INET);
+	ck_assert_int_eq(cfg.paths[2].family, AF_INET6);
+	ck_assert_int_eq(cfg.paths[3].family, AF_INET6);
+	ck_assert_str_eq(cfg.paths[4].ifname, "eth0.5");
+	inet_pton(AF_INET, "10.0.0.1", &v4.sin_addr);
+	ck_assert(mps_config_sel_match(
+		&cfg.paths[1], "any", (struct sockaddr *)&v4));
+	ck_assert(!mps_config_sel_match(
+		&cfg.paths[0], "wlan1", (struct sockaddr *)&v4));
+	ck_assert(mps_config_sel_match(&cfg.paths[0], "wlan0", NULL));
+}
+END_TEST
+
+START_TEST(test_paths_bad_list_uses_every_interface)
+{
+	static const char *const bad[] = {
+		"", "eth0,", ",eth0", "a/b", "waytoolonginterfacename", "[1.2.3",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct mps_config cfg =
+			parse_bad(mps_config_paths, "MPTCPSHIM_PATHS", bad[i]);
+
+		ck_assert_int_eq(cfg.npaths, 0);
+	}
+}
+END_TEST
+
+START_TEST(test_backup_takes_a_list_and_rejects_a_bad_one)
+{
+	struct mps_config cfg = parse_ok(mps_config_backup, "wwan0,10.1.2.3");
+
+	ck_assert_int_eq(cfg.nbackup, 2);
+	cfg = parse_bad(mps_config_backup, "MPTCPSHIM_BACKUP", "eth0,,eth1");
+	ck_assert_int_eq(cfg.nbackup, 0);
+}
+END_TEST
+
+START_TEST(test_max_subflows_takes_1_to_8)
+{
+	ck_assert_int_eq(parse_ok(mps_config_max_subflows, NULL).max_subflows,
+			 4);
+	ck_assert_int_eq(parse_ok(mps_config_max_subflows, "1").max_subflows,
+			 1);
+	ck_assert_int_eq(parse_ok(mps_config_max_subflows, "8").max_subflows,
+			 8);
+}
+END_TEST
+
+START_TEST(test_max_subflows_out_of_range_uses_4)
+{
+	static const char *const bad[] = {"0", "9", "-1", "two", ""};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_int_eq(parse_bad(mps_config_max_subflows,
+					   "MPTCPSHIM_MAX_SUBFLOWS",
+					   bad[i])
+					 .max_subflows,
+				 4);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -336,6 +434,13 @@ static Suite *config_suite(void)
 	tcase_add_test(convert, test_convert_parses_ipv6_rules_in_brackets);
 	tcase_add_test(convert, test_convert_one_bad_rule_rejects_the_list);
 	tcase_add_test(convert, test_load_reads_the_environment);
+	tcase_add_test(convert, test_scheduler_takes_every_name);
+	tcase_add_test(convert, test_scheduler_bad_value_uses_earliest);
+	tcase_add_test(convert, test_paths_take_names_and_addresses);
+	tcase_add_test(convert, test_paths_bad_list_uses_every_interface);
+	tcase_add_test(convert, test_backup_takes_a_list_and_rejects_a_bad_one);
+	tcase_add_test(convert, test_max_subflows_takes_1_to_8);
+	tcase_add_test(convert, test_max_subflows_out_of_range_uses_4);
 	suite_add_tcase(s, convert);
 
 	return s;
