@@ -11,7 +11,8 @@ set -eu
 BUILD_PKGS="gcc make autoconf automake libtool pkg-config libev-dev \
 libssl-dev check groff-base"
 TEST_PKGS="iproute2 iptables python3 curl socat ncat iperf3 tcpdump \
-tshark mptcpd procps psmisc clang-14 libclang-rt-14-dev"
+tshark mptcpd procps psmisc clang-14 libclang-rt-14-dev \
+libnetfilter-queue-dev iputils-ping mptcpize gnuplot-nox"
 
 want=""
 case "${1:-all}" in

@@ -7,7 +7,7 @@
 # Usage: run-all.sh path/to/libmptcpshim.so [path/to/mptcpshim]
 #
 # The library is handed to each test in SHIMLIB; the mptcpshim command,
-# when given, in MPTCPSHIM_CMD.  Each test's output goes to a log
+# when given, in SHIM_CMD.  Each test's output goes to a log
 # directory (IT_LOG_DIR, or a fresh one under /tmp) whose path is printed;
 # a failing test's reasons are also printed under its line.  IT_ONLY may
 # name a subset ("socat errors").  Each test is stopped after
@@ -28,8 +28,8 @@ fi
 SHIMLIB=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 export SHIMLIB
 if [ -n "${2:-}" ]; then
-	MPTCPSHIM_CMD=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
-	export MPTCPSHIM_CMD
+	SHIM_CMD=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+	export SHIM_CMD
 fi
 LOG_DIR=${IT_LOG_DIR:-$(mktemp -d /tmp/mptcpshim-it-logs.XXXXXX)}
 mkdir -p "$LOG_DIR"
