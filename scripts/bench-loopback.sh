@@ -19,11 +19,15 @@
 #   handshake signal clamps it to about 1219 bytes, which on loopback,
 #   MTU 65536, multiplies the packets by about 50).
 #
+# Further libraries (a build before and after a change) are measured in
+# the same run, as modes "mptcpshim 2", "mptcpshim 3" and so on, so that
+# they are compared under the same load.
+#
 # It prints a table with the ratios mode/plain.  Figures move from run to
 # run: compare within one run.  As root it installs iperf3 and mptcpd with
 # apt-get when missing.
 #
-# Usage: bench-loopback.sh path/to/libmptcpshim.so
+# Usage: bench-loopback.sh path/to/libmptcpshim.so [another.so ...]
 # Environment: DURATION (seconds per iperf3 run, default 3), ROUNDS
 # (timed round trips, default 20000).
 
@@ -37,14 +41,22 @@ TMP=
 
 usage()
 {
-	echo "usage: $0 path/to/libmptcpshim.so" >&2
+	echo "usage: $0 path/to/libmptcpshim.so [another.so ...]" >&2
 	exit 2
 }
 
-if [ $# -ne 1 ] || [ ! -f "$1" ]; then
-	usage
-fi
-SHIMLIB=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+[ $# -ge 1 ] || usage
+SHIMLIBS=()	# mode shim is SHIMLIBS[0], shim2 SHIMLIBS[1], ...
+SHIM_MODES=
+for lib in "$@"; do
+	[ -f "$lib" ] || usage
+	SHIMLIBS+=("$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")")
+	if [ ${#SHIMLIBS[@]} -eq 1 ]; then
+		SHIM_MODES=shim
+	else
+		SHIM_MODES+=" shim${#SHIMLIBS[@]}"
+	fi
+done
 
 cleanup()
 {
@@ -101,7 +113,8 @@ as_mode()
 	case $mode in
 	plain) here env -u LD_PRELOAD "$@" ;;
 	kernel) here env -u LD_PRELOAD mptcpize run "$@" ;;
-	shim) here env LD_PRELOAD="$SHIMLIB" "$@" ;;
+	shim) here env LD_PRELOAD="${SHIMLIBS[0]}" "$@" ;;
+	shim*) here env LD_PRELOAD="${SHIMLIBS[${mode#shim} - 1]}" "$@" ;;
 	esac
 }
 
@@ -236,8 +249,8 @@ fi
 
 declare -A UP DOWN NOTE
 declare -A P50 MEAN P99	# keyed "mode placement"
-MODES="plain kernel shim"
-[ "$HAVE_KERNEL" -eq 1 ] || MODES="plain shim"
+MODES="plain kernel $SHIM_MODES"
+[ "$HAVE_KERNEL" -eq 1 ] || MODES="plain $SHIM_MODES"
 PLACEMENTS="one"
 [ "$(nproc)" -ge 2 ] && PLACEMENTS="one two"
 
@@ -272,12 +285,21 @@ name_of()
 	plain) echo "plain TCP" ;;
 	kernel) echo "kernel MPTCP" ;;
 	shim) echo "mptcpshim" ;;
+	shim*) echo "mptcpshim ${1#shim}" ;;
 	esac
 }
 
 echo
 echo "mptcpshim benchmark: $WHERE; $(uname -r); $(nproc) cores"
-echo "library: $SHIMLIB"
+i=1
+for lib in "${SHIMLIBS[@]}"; do
+	if [ $i -eq 1 ]; then
+		echo "library: $lib"
+	else
+		echo "library $i: $lib"
+	fi
+	i=$((i + 1))
+done
 echo
 echo "Throughput, iperf3, one stream, ${DURATION}s per direction (Gbit/s):"
 printf '%-13s %9s %6s %9s %6s\n' mode up ratio down ratio

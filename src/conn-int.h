@@ -169,6 +169,9 @@ struct mps_sf {
 	uint64_t room;	     /* m.room less what was written since */
 	uint64_t notsent;    /* m.notsent_bytes plus what was written since */
 	uint64_t stall_mark; /* unsent + unacked when it stalled */
+	bool acked_known;    /* the caller reports m.acked_bytes */
+	uint64_t progress_us; /* when its TCP last made progress (acked
+				 bytes grew, or nothing was outstanding) */
 	uint64_t red_nxt;    /* redundant: next DSN for this subflow */
 
 	/* data sent here, not yet data-ACKed */
@@ -273,6 +276,7 @@ struct mps_conn {
 	bool first_map;	       /* a data mapping crossed the initial subflow */
 	bool window_force;     /* a window record may have been lost */
 	int ack_sf;	       /* where data last arrived: ACKs go there */
+	int win_sf;	       /* where the last window record went */
 	int rr_last;	       /* round robin: the subflow whose turn it is */
 	uint64_t rr_sent;      /* bytes it sent in this turn */
 	struct mps_range reinj[MPS_CONN_REINJ]; /* to send again */
@@ -365,6 +369,9 @@ void mps__snd_release(struct mps_conn *conn);
  */
 
 bool mps__conn_has_other(const struct mps_conn *conn, const struct mps_sf *sf);
+/* Whether a subflow other than sf may carry data (live, not stalled). */
+bool mps__conn_other_data_ok(const struct mps_conn *conn,
+			     const struct mps_sf *sf);
 void mps__ranges_add(struct mps_range *r,
 		     unsigned int *n,
 		     unsigned int cap,

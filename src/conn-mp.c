@@ -195,6 +195,51 @@ static void sf_reinject_all(struct mps_conn *conn, struct mps_sf *sf)
 }
 
 /*
+ * With no subflow left that may carry data, the stalled ones are all
+ * there is: they are tried again rather than leaving the connection
+ * stuck (the caller may not report metrics for a lone subflow, so
+ * nothing else would ever end their stall).
+ */
+static void conn_unstall_if_alone(struct mps_conn *conn)
+{
+	int i;
+
+	for (i = 0; i < conn->nsf; i++)
+		if (sf_data_ok(&conn->sf[i]))
+			return;
+	for (i = 0; i < conn->nsf; i++)
+		if (sf_live(&conn->sf[i]))
+			conn->sf[i].stalled = false;
+}
+
+/*
+ * The last live subflow forgets its metrics: the caller reports none for
+ * a lone subflow (there is nothing to choose), and a room counted down
+ * from the last report would never grow again.  It counts as unlimited
+ * until the next report, as a subflow that never had one.
+ */
+static void conn_forget_metrics_if_one(struct mps_conn *conn)
+{
+	struct mps_sf *last = NULL;
+	int i;
+
+	for (i = 0; i < conn->nsf; i++) {
+		if (!sf_live(&conn->sf[i]))
+			continue;
+		if (last)
+			return;
+		last = &conn->sf[i];
+	}
+	if (!last)
+		return;
+	last->have_m = false;
+	last->acked_known = false;
+	last->room = MPS_SF_ROOM_UNKNOWN;
+	last->notsent = 0;
+	last->stalled = false;
+}
+
+/*
  * Takes sf out of a connection that goes on: its unacknowledged data is
  * sent again elsewhere, and the runtime hears of it.
  */
@@ -214,6 +259,8 @@ void mps__sf_lose(struct mps_conn *conn, struct mps_sf *sf, int err)
 		conn->window_force = true;
 		conn->ack_due = true;
 	}
+	conn_unstall_if_alone(conn);
+	conn_forget_metrics_if_one(conn);
 	ev_sf_failed(conn, sf, err);
 }
 
@@ -599,8 +646,8 @@ static struct mps_sf *stall_suspect(struct mps_conn *conn)
 	return NULL;
 }
 
-static bool conn_other_data_ok(const struct mps_conn *conn,
-			       const struct mps_sf *sf)
+bool mps__conn_other_data_ok(const struct mps_conn *conn,
+			     const struct mps_sf *sf)
 {
 	int i;
 
@@ -631,31 +678,73 @@ static void sf_stall(struct mps_conn *conn, struct mps_sf *sf)
 	conn->stats.stalls++;
 	sf_reinject_all(conn, sf);
 	conn->una_since_us = conn->now_us;
+	/* The data ACK and window sent here may never arrive: again,
+	 * elsewhere (a stalled subflow takes no signals, sf_takes_ack). */
+	if (conn->peer_known) {
+		conn->ack_due = true;
+		if (conn->win_sf == sf_index(conn, sf))
+			conn->window_force = true;
+	}
+}
+
+/*
+ * A subflow whose TCP has bytes outstanding and has acknowledged none of
+ * them for the stall time (the caller reports acked_bytes) is stalled,
+ * whether it carries data or only this end's data ACKs and windows: that
+ * is how the receiving end of a blackholed path finds out.  Returns
+ * microseconds to the next check, or 0.
+ */
+static uint64_t tick_no_progress(struct mps_conn *conn)
+{
+	uint64_t next = 0;
+	int i;
+
+	for (i = 0; i < conn->nsf; i++) {
+		struct mps_sf *sf = &conn->sf[i];
+		uint64_t limit, idle;
+
+		if (!sf_data_ok(sf) || !sf->acked_known ||
+		    !mps__conn_other_data_ok(conn, sf))
+			continue;
+		limit = sf_stall_us(sf);
+		idle = conn->now_us - sf->progress_us;
+		if (idle < limit) {
+			if (next == 0 || limit - idle < next)
+				next = limit - idle;
+			continue;
+		}
+		sf_stall(conn, sf);
+	}
+	return next;
 }
 
 /* Stall detection; returns microseconds until the next check, or 0. */
 uint64_t mps__tick_stall(struct mps_conn *conn)
 {
 	struct mps_sf *sf;
-	uint64_t limit, idle;
+	uint64_t limit, idle, next;
 
 	if (conn->una_moved) {
 		conn->una_since_us = conn->now_us;
 		conn->una_moved = false;
 	}
-	if (conn->state != MPS_CONN_ESTABLISHED ||
-	    !mps_dsn_after(conn->snd_nxt, conn->snd_una))
+	if (conn->state != MPS_CONN_ESTABLISHED)
 		return 0;
+	conn_unstall_if_alone(conn);
+	next = tick_no_progress(conn);
+	if (!mps_dsn_after(conn->snd_nxt, conn->snd_una))
+		return next;
 	sf = stall_suspect(conn);
-	if (!sf || !conn_other_data_ok(conn, sf))
-		return 0;
+	if (!sf || !mps__conn_other_data_ok(conn, sf))
+		return next;
 
 	limit = sf_stall_us(sf);
 	idle = conn->now_us - conn->una_since_us;
-	if (idle < limit)
-		return limit - idle;
-	sf_stall(conn, sf);
-	return MPS_STALL_MIN_US;
+	if (idle >= limit) {
+		sf_stall(conn, sf);
+		return MPS_STALL_MIN_US;
+	}
+	return next && next < limit - idle ? next : limit - idle;
 }
 
 static enum mps_sf_state sf_state(const struct mps_sf *sf)
@@ -778,6 +867,20 @@ int mps_join_refusal(uint8_t *buf, size_t cap)
 	return mps_wire_encode_record(&opt, MPS_VERSION_1, 0, buf, cap);
 }
 
+/*
+ * A stalled subflow moves again: its TCP acknowledged more bytes, or
+ * (acked_bytes unknown) its unsent and unacknowledged bytes dropped.  The
+ * byte counts of TCP_INFO are segments times the MSS, which a blackholed
+ * path lowers (MTU probing): a drop in them alone proves nothing there.
+ */
+static bool sf_moves_again(const struct mps_sf *sf,
+			   const struct mps_sf_metrics *m)
+{
+	if (sf->acked_known || m->acked_bytes > 0)
+		return m->acked_bytes > sf->m.acked_bytes;
+	return m->unacked_bytes + m->notsent_bytes < sf->stall_mark;
+}
+
 void mps_conn_sf_metrics(struct mps_conn *conn,
 			 int sfi,
 			 const struct mps_sf_metrics *m)
@@ -786,12 +889,16 @@ void mps_conn_sf_metrics(struct mps_conn *conn,
 
 	if (!sf)
 		return;
+	if (!sf->have_m || m->acked_bytes != sf->m.acked_bytes ||
+	    m->unacked_bytes + m->notsent_bytes == 0)
+		sf->progress_us = conn->now_us;
+	if (sf->stalled && sf_moves_again(sf, m))
+		sf->stalled = false;
 	sf->m = *m;
 	sf->have_m = true;
+	sf->acked_known = sf->acked_known || m->acked_bytes > 0;
 	sf->room = m->room;
 	sf->notsent = m->notsent_bytes;
-	if (sf->stalled && m->unacked_bytes + m->notsent_bytes < sf->stall_mark)
-		sf->stalled = false; /* it moves again */
 }
 
 int mps_conn_set_backup(struct mps_conn *conn, int sfi, bool backup)

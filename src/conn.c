@@ -525,6 +525,7 @@ struct mps_sf *mps__sf_new(struct mps_conn *conn)
 	sf->ack_rcvd = conn->snd_una;
 	sf->red_nxt = conn->snd_una;
 	sf->room = MPS_SF_ROOM_UNKNOWN;
+	sf->progress_us = conn->now_us;
 	return sf;
 }
 
@@ -830,7 +831,8 @@ sched_pick(const struct mps_conn *conn, const struct mps_sf *sf, size_t n)
 
 	sched_snapshot(conn, p);
 	if (conn->params.sched != MPS_SCHED_ROUNDROBIN)
-		return mps_sched_earliest(p, conn->nsf, self, n);
+		return mps_sched_earliest_backlog(
+			p, conn->nsf, self, n, snd_sendable(conn, SIZE_MAX));
 	/* A turn lasts a quantum, so that a scrap of data is not a turn. */
 	if (conn->rr_sent < MPS_SCHED_RR_QUANTUM && conn->rr_last < conn->nsf &&
 	    mps_sched_eligible(p, conn->nsf, conn->rr_last) &&
@@ -978,21 +980,48 @@ static int sf_emit_window(struct mps_conn *conn, struct mps_sf *sf)
 	if (!err) {
 		conn->rcv_right = right;
 		conn->window_force = false;
+		conn->win_sf = sf_index(conn, sf);
 	}
 	return err;
 }
 
 /*
- * Whether a pure data ACK should leave on sf: on the subflow data last
- * arrived on, unless that one cannot send promptly.
+ * Whether a pure data ACK or a window record should leave on sf: on the
+ * subflow data last arrived on, unless that one cannot send promptly.  A
+ * stalled subflow makes no progress: it takes signals only when no other
+ * may carry them, or they could be lost with it.
  */
 static bool sf_takes_ack(const struct mps_conn *conn, const struct mps_sf *sf)
 {
 	const struct mps_sf *pref = &conn->sf[conn->ack_sf];
 
-	if (sf == pref || sf->ack_now)
+	if (sf->ack_now)
+		return true;
+	if (!sf_data_ok(sf))
+		return !mps__conn_other_data_ok(conn, sf);
+	if (sf == pref)
 		return true;
 	return !sf_data_ok(pref) || pref->outq_len > 0;
+}
+
+/*
+ * A live subflow that takes no signals still gets a data ACK once the
+ * data ACK moved a window step past the last one sent there: otherwise a
+ * path that carries nothing from this end would never find out (TCP
+ * retransmission, the peer's RST) that it died, and its pair would never
+ * be joined again.  It carries no window, and the ACK still goes where it
+ * belongs.
+ */
+static void sf_fill_keepalive(struct mps_conn *conn, struct mps_sf *sf)
+{
+	uint64_t step = conn->rcv.cap / 8 ? conn->rcv.cap / 8 : 1;
+	bool due = conn->ack_due;
+
+	if (!sf_data_ok(sf) || sf->ack_first || sf_outq_room(sf) == 0 ||
+	    rcv_data_ack(conn) - sf->ack_sent < step)
+		return;
+	if (sf_emit_ack(conn, sf) == 0)
+		conn->ack_due = due;
 }
 
 static void sf_fill_control(struct mps_conn *conn, struct mps_sf *sf)
@@ -1001,11 +1030,14 @@ static void sf_fill_control(struct mps_conn *conn, struct mps_sf *sf)
 
 	if (!conn->peer_known || !conn->mpc_sent || conn->mpc_ack_due)
 		return;
+	if (!sf_takes_ack(conn, sf)) {
+		sf_fill_keepalive(conn, sf);
+		return;
+	}
 	window = rcv_window_due(conn);
 	if (window && (sf->ack_first || sf->ack_sent != rcv_data_ack(conn)))
 		conn->ack_due = true;
 	if ((conn->ack_due || sf->ack_now) &&
-	    (window || sf_takes_ack(conn, sf)) &&
 	    sf_outq_room(sf) >= (window ? 2u : 1u))
 		sf_emit_ack(conn, sf);
 	if (window && !conn->ack_due && !sf->ack_first)
@@ -2248,6 +2280,40 @@ size_t mps_conn_app_write(struct mps_conn *conn, const void *buf, size_t len)
 	ring_show(&conn->snd);
 	conn->snd_end += n;
 	return n;
+}
+
+size_t mps_conn_app_reserve(struct mps_conn *conn,
+			    struct iovec iov[2],
+			    int *iovcnt)
+{
+	struct mps_ring *r = &conn->snd;
+	size_t room = mps_conn_app_room(conn);
+	size_t first;
+
+	*iovcnt = 0;
+	if (room == 0)
+		return 0;
+	iov[0].iov_base = ring_tail(r, &first);
+	iov[0].iov_len = first;
+	*iovcnt = 1;
+	if (first < room) {
+		/* the free space wraps: its rest is at the start */
+		iov[1].iov_base = r->buf;
+		iov[1].iov_len = room - first;
+		*iovcnt = 2;
+	}
+	return room;
+}
+
+void mps_conn_app_commit(struct mps_conn *conn, size_t n)
+{
+	size_t room = mps_conn_app_room(conn);
+
+	if (n > room)
+		n = room;
+	conn->snd.len += n;
+	ring_show(&conn->snd);
+	conn->snd_end += n;
 }
 
 int mps_conn_app_peek(struct mps_conn *conn, struct iovec *iov, int iovcnt)

@@ -204,7 +204,9 @@ int mps_conn_sf_accept_join(struct mps_conn *conn);
  * before peeking it and on a timer.  The scheduler reads them; the core
  * counts what the caller writes after the report as unsent until the next
  * report.  Without a report a subflow counts as unlimited and equal to
- * the others.
+ * the others.  When a subflow leaves and one live subflow remains, that
+ * one forgets its metrics (and any stall): the caller need not report
+ * for a lone subflow.
  */
 struct mps_sf_metrics {
 	uint32_t srtt_us;
@@ -215,6 +217,12 @@ struct mps_sf_metrics {
 	uint64_t delivery_rate; /* bytes per second; 0 unknown */
 	uint64_t room;		/* bytes writable now without the unsent
 				   queue passing its low-water mark */
+	uint64_t acked_bytes;	/* bytes the peer's TCP acknowledged so far
+				   (tcpi_bytes_acked); 0 unknown.  When
+				   reported, a subflow with bytes outstanding
+				   whose count stands still for the stall time
+				   is stalled, whichever end sends data, and
+				   only its growth ends a stall */
 };
 
 void mps_conn_sf_metrics(struct mps_conn *conn,
@@ -367,6 +375,20 @@ size_t mps_conn_app_room(const struct mps_conn *conn);
 
 /* Take up to len bytes the program wrote; returns how many were taken. */
 size_t mps_conn_app_write(struct mps_conn *conn, const void *buf, size_t len);
+
+/*
+ * The send ring's free space, as up to two iovecs (*iovcnt) that the
+ * caller may read program bytes straight into; returns the bytes they
+ * cover, mps_conn_app_room() (0: *iovcnt is 0).  Valid until the next
+ * call into the core; mps_conn_app_commit() then takes the first n bytes
+ * written, as mps_conn_app_write() would have taken them, without a copy.
+ */
+size_t mps_conn_app_reserve(struct mps_conn *conn,
+			    struct iovec iov[2],
+			    int *iovcnt);
+
+/* Take the first n bytes of what mps_conn_app_reserve() gave. */
+void mps_conn_app_commit(struct mps_conn *conn, size_t n);
 
 /*
  * In-order data ready for the program, as up to iovcnt iovecs valid until
@@ -562,5 +584,20 @@ bool mps_sched_earliest(const struct mps_sched_path *paths,
  * -1 to start), or -1 if none.
  */
 int mps_sched_roundrobin(const struct mps_sched_path *paths, int n, int last);
+
+/*
+ * Earliest expected delivery when backlog bytes (the chunk first) wait to
+ * be sent, the test of ECF: a faster path that has no room for the chunk
+ * now wins only if it would deliver the whole backlog before self
+ * delivers the chunk.  With a long backlog the fast path stays busy
+ * anyway, so the slow one takes the chunk instead of idling; near the end
+ * of a transfer the tail still waits for the fast path.
+ * mps_sched_earliest() is this with backlog = chunk.
+ */
+bool mps_sched_earliest_backlog(const struct mps_sched_path *paths,
+				int n,
+				int self,
+				uint64_t chunk,
+				uint64_t backlog);
 
 #endif /* MPS_CONN_H */

@@ -6,6 +6,7 @@
  * untouched pages cost nothing.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -200,13 +201,44 @@ int mps_fdtab_high(void)
 	return atomic_load(&tab_high);
 }
 
-void mps_fdtab_own_locked(int fd)
+int mps_fdtab_floor(void)
 {
-	if (fd < 0 || (unsigned int)fd >= mps_fdtab_size)
-		return;
+	struct rlimit rl;
+	rlim_t floor = MPS_FDTAB_FLOOR_MAX;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 2 < floor)
+		floor = rl.rlim_cur / 2;
+	if (floor > mps_fdtab_size / 2)
+		floor = mps_fdtab_size / 2;
+	return (int)floor;
+}
+
+/* fd at mps_fdtab_floor() or above when there is room, else fd. */
+static int lift(int fd)
+{
+	int floor = mps_fdtab_floor(), high;
+
+	if (fd >= floor)
+		return fd;
+	high = mps_libc()->fcntl(fd, F_DUPFD_CLOEXEC, floor);
+	if (high < 0)
+		return fd;
+	mps_libc()->close(fd);
+	return high;
+}
+
+int mps_fdtab_own_locked(int fd)
+{
+	if (fd < 0)
+		return fd;
+	fd = lift(fd);
+	if ((unsigned int)fd >= mps_fdtab_size)
+		return fd;
 	owned[fd] = 1;
 	if (fd > owned_high)
 		owned_high = fd;
+	return fd;
 }
 
 void mps_fdtab_close(int fd)

@@ -136,11 +136,26 @@ int mps_fdtab_high(void);
 
 /*
  * Loop-owned descriptors.  mps_fdtab_own_locked() records fd (table lock
- * held by the caller, around the call that created fd); mps_fdtab_close()
- * forgets and closes one.  Both any thread.
+ * held by the caller, around the call that created fd) and returns the
+ * number it now has: fd moved to mps_fdtab_floor() or above when there is
+ * room (the original number is closed), else fd itself.
+ * mps_fdtab_close() forgets and closes one.  Both any thread.
+ *
+ * Decision: the loop's descriptors live high, so that the program's own
+ * numbers stay as dense as plain TCP would leave them.  Programs size
+ * tables by what they opened (wrk's event table holds 10 + 3 x its
+ * connections; select() takes numbers below FD_SETSIZE), and a converted
+ * connection costs the process three or four descriptors more.
  */
-void mps_fdtab_own_locked(int fd);
+#define MPS_FDTAB_FLOOR_MAX 65536
+int mps_fdtab_own_locked(int fd);
 void mps_fdtab_close(int fd);
+/*
+ * Lowest number for loop-owned descriptors: half of the soft
+ * RLIMIT_NOFILE as it is now, at most MPS_FDTAB_FLOOR_MAX and within the
+ * table.  Any thread.
+ */
+int mps_fdtab_floor(void);
 
 /* In a fork child: new locks, the loop's descriptors closed, every
  * converted socket detached from the parent's loop. */

@@ -25,7 +25,8 @@
  *   socket in more than MPS_SOCK_WATCH_MAX epoll sets stays plain.  The
  *   records are not updated when an epoll descriptor is closed.
  * - Server side: accept() and accept4() on a prepared listener classify
- *   by the saved SYN and never wait for data; a client running the
+ *   by the saved SYN (none saved, a SYN cookie: converted, see
+ *   negotiate.c) and never wait for data; a client running the
  *   library gets a socketpair swapped in before the number is returned,
  *   and the loop's server core falls back to plain by itself if the
  *   client's first record does not come.
@@ -66,6 +67,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
@@ -248,7 +250,9 @@ static int swap_in(int fd, struct mps_sock *s, int *afd, int *kfd)
 	if (fl < 0 || fdfl < 0)
 		return -errno;
 	mps_fdtab_lock();
-	k = c->fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	k = c->fcntl(fd, F_DUPFD_CLOEXEC, mps_fdtab_floor());
+	if (k < 0)
+		k = c->fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (k < 0) {
 		err = -errno;
 		goto out_unlock;
@@ -270,8 +274,8 @@ static int swap_in(int fd, struct mps_sock *s, int *afd, int *kfd)
 	watch_attach(s, fd);
 	c->close(sp[0]);
 	if (err == 0) {
-		mps_fdtab_own_locked(k);
-		mps_fdtab_own_locked(sp[1]);
+		k = mps_fdtab_own_locked(k);
+		sp[1] = mps_fdtab_own_locked(sp[1]);
 	}
 out_unlock:
 	mps_fdtab_unlock();
@@ -391,8 +395,7 @@ static int connect_async(int fd,
 	req.filler = fill(fd, s);
 	req.sndbuf = s->sndbuf_saved / 2;
 	mps_fdtab_lock();
-	req.pfd = c->fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	mps_fdtab_own_locked(req.pfd);
+	req.pfd = mps_fdtab_own_locked(c->fcntl(fd, F_DUPFD_CLOEXEC, 0));
 	mps_fdtab_unlock();
 	memcpy(&req.dst, addr, len);
 	req.dst_len = len;
@@ -490,7 +493,7 @@ static void accepted(int fd, int family)
 	struct mps_sock *s;
 	int err;
 
-	if (!mps_neg_server_peer_is_shim(fd))
+	if (!mps_neg_server_peer_maybe_shim(fd))
 		return;
 	s = mps_sock_new(MPS_SOCK_CANDIDATE, family);
 	if (!s || mps_fdtab_set(fd, s) < 0)
@@ -1162,6 +1165,10 @@ __attribute__((constructor)) static void mps_load(void)
 		mps_info("load", "disabled=1");
 		return;
 	}
+	/* OpenSSL's own atexit cleanup would run before this library's
+	 * destructor, while the loop still drains and may need keys and
+	 * HMACs (a join, a new key): keep OpenSSL alive to the end. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 	err = mps_fdtab_init();
 	if (err < 0) {
 		mps_error("load", "err=%d what=fdtab", -err);

@@ -149,7 +149,7 @@ static bool accept_one(struct jl_listener *ls)
 	fd = mps_libc()->accept4(
 		ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd >= 0)
-		mps_fdtab_own_locked(fd);
+		fd = mps_fdtab_own_locked(fd);
 	mps_fdtab_unlock();
 	if (fd < 0)
 		return false;
@@ -228,7 +228,7 @@ int mps_jl_port(int family)
 	if (fd < 0)
 		err = -errno;
 	else
-		mps_fdtab_own_locked(fd);
+		fd = mps_fdtab_own_locked(fd);
 	mps_fdtab_unlock();
 	if (fd < 0)
 		return err;

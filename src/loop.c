@@ -11,8 +11,11 @@
  * - Per connection: the loop's end of the socketpair (afd) and one kernel
  *   socket per subflow (lsf; subflow 0 is the one the program connected
  *   or accepted), all non-blocking, an ev_io per direction on each, and a
- *   timer set from mps_conn_tick().  Reads take up to 64 KiB straight into
- *   the core; writes go out with one sendmsg() of the core's iovecs.
+ *   timer set from mps_conn_tick().  A wakeup makes one read of up to
+ *   64 KiB: the program's bytes go straight into the core's send ring
+ *   (mps_conn_app_reserve()), a subflow's through a scratch buffer (its
+ *   records must be parsed); writes go out with one sendmsg() of the
+ *   core's iovecs.
  *   After every call into the core every subflow is peeked (the core's
  *   contract), and a subflow is watched for writability only while the
  *   core has bytes for it.
@@ -94,7 +97,7 @@
 #include "pathmgr.h"
 #include "token.h"
 
-#define MPS_READ_CHUNK (64 * 1024)
+#define MPS_READ_CHUNK (64 * 1024) /* one read per wakeup: see below */
 #define MPS_RELAY_BUF (256 * 1024)
 #define MPS_IOV_MAX 16
 #define MPS_EXIT_STALL_MS 1000
@@ -215,6 +218,7 @@ static ev_io nl_w;
 static void lc_pump(struct lconn *lc);
 static void exit_check(void);
 static void exit_drain(void);
+static void exit_take_app(struct lconn *lc);
 
 static uint64_t now_us(void)
 {
@@ -418,6 +422,35 @@ static void app_eof_seen(struct lconn *lc)
 		mps_conn_app_shutdown(lc->core);
 }
 
+/*
+ * One read of at most MPS_READ_CHUNK bytes from the program, straight
+ * into the core's send ring (no scratch copy).  Bigger or repeated reads
+ * per wakeup cost less CPU per byte but halved loopback throughput on two
+ * CPUs: the stages downstream sat idle while the loop read a batch
+ * (doc/performance.md).
+ */
+static ssize_t read_app_core(struct lconn *lc)
+{
+	struct iovec iov[2];
+	ssize_t n;
+	int cnt;
+	size_t want = mps_conn_app_reserve(lc->core, iov, &cnt);
+
+	if (want > MPS_READ_CHUNK) {
+		want = MPS_READ_CHUNK;
+		if (iov[0].iov_len >= want) {
+			iov[0].iov_len = want;
+			cnt = 1;
+		} else {
+			iov[1].iov_len = want - iov[0].iov_len;
+		}
+	}
+	n = mps_libc()->readv(lc->afd, iov, cnt);
+	if (n > 0)
+		mps_conn_app_commit(lc->core, (size_t)n);
+	return n;
+}
+
 static void read_app(struct lconn *lc)
 {
 	struct iovec iov[2];
@@ -427,12 +460,7 @@ static void read_app(struct lconn *lc)
 	if (room == 0)
 		return;
 	if (lc->mode == LC_CORE) {
-		n = mps_libc()->read(lc->afd,
-				     scratch,
-				     room < sizeof(scratch) ? room
-							    : sizeof(scratch));
-		if (n > 0)
-			mps_conn_app_write(lc->core, scratch, (size_t)n);
+		n = read_app_core(lc);
 	} else {
 		n = mps_libc()->readv(
 			lc->afd, iov, ring_free_iov(&lc->to_sf, iov));
@@ -703,13 +731,14 @@ static void user_timeouts(struct lconn *lc)
 					    multi ? MPS_PM_USER_TIMEOUT_MS : 0);
 }
 
-/* Report every live subflow's TCP_INFO to the core (several only). */
+/* Report every live subflow's TCP_INFO to the core, once the connection
+ * had several: a lone survivor's room must keep growing as it drains. */
 static void report_metrics(struct lconn *lc)
 {
 	struct mps_sf_metrics m;
 	int i;
 
-	if (lc->mode != LC_CORE || live_count(lc) < 2)
+	if (lc->mode != LC_CORE || lc->nsf < 2)
 		return;
 	for (i = 0; i < lc->nsf; i++)
 		if (sf_live(&lc->sf[i]) &&
@@ -717,14 +746,14 @@ static void report_metrics(struct lconn *lc)
 			mps_conn_sf_metrics(lc->core, i, &m);
 }
 
-/* Keep the metrics timer running while program data is held and more
- * than one subflow may carry it. */
+/* Keep the metrics timer running while program data is held, once the
+ * connection had several subflows. */
 static void arm_metrics(struct lconn *lc)
 {
 	struct mps_conn_info info;
 	bool want = false;
 
-	if (lc->mode == LC_CORE && live_count(lc) > 1) {
+	if (lc->mode == LC_CORE && lc->nsf > 1) {
 		mps_conn_get_info(lc->core, &info);
 		want = info.snd_held > 0;
 	}
@@ -843,6 +872,8 @@ static void lc_pump(struct lconn *lc)
 {
 	int pass;
 
+	if (exiting)
+		exit_take_app(lc);
 	arm_timer(lc);
 	for (pass = 0; pass < 4; pass++) {
 		bool acted = lc->mode == LC_CORE && pm_events(lc);
@@ -1234,7 +1265,10 @@ static void pm_run(struct lconn *lc)
 	    !mps_conn_can_join(lc->core))
 		return;
 	lc->pm_dirty = false;
-	n = mps_pm_paths(lc->sf[0].peer.ss_family, paths, MPS_PM_MAX_PATHS);
+	/* a dual-stack socket to an IPv4 peer joins from IPv4 addresses */
+	n = mps_pm_paths(mps_pm_family((struct sockaddr *)&lc->sf[0].peer),
+			 paths,
+			 MPS_PM_MAX_PATHS);
 	mps_debug("pm-run", "paths=%d", n);
 	if (n > 0)
 		pm_try_pairs(lc, paths, n);
@@ -1776,8 +1810,30 @@ static void exit_check(void)
 	pthread_mutex_unlock(&queue_lock);
 }
 
-/* The process is exiting: take what the program wrote, as if it had
- * closed every descriptor, and push it toward the kernel sockets. */
+/*
+ * The process is exiting: take what the program left in its end, and
+ * once that end is empty, end the program's direction as if it had
+ * closed it (DATA_FIN after the data).  Called before every pump while
+ * exiting, because a core whose send buffer was full takes the rest
+ * only as the peer acknowledges, and an end emptied by a short read
+ * raises no further readiness event that would show it drained.
+ */
+static void exit_take_app(struct lconn *lc)
+{
+	int reads;
+
+	/* read_app() treats EAGAIN as the end while exiting; a short read
+	 * drains the end, so the second read sees EAGAIN */
+	for (reads = 0; reads < 2; reads++) {
+		if (lc->mode == LC_CONNECTING || lc->app_eof ||
+		    app_in_room(lc) == 0)
+			return;
+		read_app(lc);
+	}
+}
+
+/* The process is exiting: push what every connection holds toward the
+ * kernel sockets (lc_pump() takes the program's bytes first). */
 static void exit_drain(void)
 {
 	struct lconn *lc, *next;
@@ -1786,7 +1842,6 @@ static void exit_drain(void)
 		next = lc->next;
 		if (lc->mode == LC_CONNECTING || lc->app_eof)
 			continue;
-		read_app(lc);
 		lc_pump(lc);
 	}
 	exit_check();
@@ -1833,6 +1888,7 @@ void mps_loop_exit(void)
 			stalled_ms += 100;
 		}
 	}
+	mps_debug("exit", "drained=%d stalled_ms=%d", exit_drained, stalled_ms);
 out_unlock:
 	pthread_mutex_unlock(&queue_lock);
 }

@@ -12,6 +12,12 @@
  * - The client reads the signal as tcpi_snd_mss equal to 1213, or to
  *   1213 - 12 when timestamps were negotiated.  A plain server advertises
  *   its own MSS, and the client then sees min(1219, that) instead.
+ * - A server connection without a saved SYN (the kernel answered with a
+ *   SYN cookie: it keeps no SYN, but its SYN-ACK carried our signal) is
+ *   converted, and its core decides by the client's first bytes: without
+ *   that, a client of ours would send records to the program as data.
+ *   A plain client then waits for the core's fallback only when it
+ *   expects the server to speak first.
  * - A destination (address and port) found plain is cached for
  *   MPS_NEG_CACHE_TTL seconds; later connects to it are not converted at
  *   all (their SYN is the program's own).  The cache holds
@@ -289,7 +295,7 @@ int mps_neg_syn_mss(const uint8_t *syn, size_t len)
 	return tcp_options_mss(syn + off + 20, doff - 20);
 }
 
-bool mps_neg_server_peer_is_shim(int fd)
+bool mps_neg_server_peer_maybe_shim(int fd)
 {
 	uint8_t syn[512];
 	socklen_t len = sizeof(syn);
@@ -297,6 +303,9 @@ bool mps_neg_server_peer_is_shim(int fd)
 	if (mps_libc()->getsockopt(fd, IPPROTO_TCP, TCP_SAVED_SYN, syn, &len) <
 	    0)
 		return false;
+	/* the kernel reports an empty SYN when it kept none (SYN cookie) */
+	if (len == 0)
+		return true;
 	return mps_neg_syn_mss(syn, len) == MPS_NEG_CLIENT_MSS;
 }
 

@@ -51,8 +51,17 @@ bool mps_neg_client_peer_is_shim(int fd);
 /* Listener, before listen(): signal in SYN-ACKs, keep SYNs.  0/-errno. */
 int mps_neg_listener_prepare(int fd);
 
-/* Server, after accept(): did the saved SYN carry the client's signal? */
-bool mps_neg_server_peer_is_shim(int fd);
+/*
+ * Server, after accept(): may the client run the library?  True when the
+ * saved SYN carried the client's signal, and when no SYN was saved: the
+ * kernel answered with a SYN cookie (its SYN queue overflowed, a small
+ * listen backlog under many concurrent connects) and keeps no SYN for
+ * such a connection, while its SYN-ACK still carried our signal, so a
+ * client of ours took it for MPTCP.  The server core then decides by the
+ * client's first bytes: a well-formed MP_CAPABLE record goes on, anything
+ * else, or nothing within the fallback time, is plain TCP (conn.h).
+ */
+bool mps_neg_server_peer_maybe_shim(int fd);
 
 /*
  * The MSS option of a saved SYN (IPv4 or IPv6 header, then TCP header),

@@ -28,6 +28,7 @@
 #endif
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -226,7 +227,7 @@ static int owned_socket(int family)
 	if (fd < 0)
 		err = -errno;
 	else
-		mps_fdtab_own_locked(fd);
+		fd = mps_fdtab_own_locked(fd);
 	mps_fdtab_unlock();
 	return fd < 0 ? err : fd;
 }
@@ -251,12 +252,52 @@ static int bind_device(int fd, const struct mps_path *p)
 	return 0;
 }
 
+int mps_pm_family(const struct sockaddr *sa)
+{
+	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+
+	if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr))
+		return AF_INET;
+	return sa->sa_family;
+}
+
+/*
+ * dst in the family of path p (an IPv4-mapped peer unmapped for an IPv4
+ * path), into out; its length, or -EAFNOSUPPORT when p cannot reach it.
+ */
+static int join_dst(const struct mps_path *p,
+		    const struct sockaddr *dst,
+		    socklen_t dst_len,
+		    struct sockaddr_storage *out)
+{
+	struct mps_addr wire;
+	uint16_t port;
+
+	if (dst->sa_family == p->addr.ss_family) {
+		if (dst_len > sizeof(*out))
+			return -EINVAL;
+		memcpy(out, dst, dst_len);
+		return (int)dst_len;
+	}
+	if (mps_pm_family(dst) != p->addr.ss_family ||
+	    mps_pm_to_wire(dst, &wire) < 0)
+		return -EAFNOSUPPORT;
+	port = ntohs(((const struct sockaddr_in6 *)dst)->sin6_port);
+	return mps_pm_from_wire(&wire, port, AF_INET, out);
+}
+
 int mps_pm_join_socket(const struct mps_path *p,
 		       const struct sockaddr *dst,
 		       socklen_t dst_len)
 {
-	int fd = owned_socket(p->addr.ss_family), err;
+	struct sockaddr_storage to;
+	int len = join_dst(p, dst, dst_len, &to), fd, err;
 
+	if (len < 0)
+		return len;
+	dst = (const struct sockaddr *)&to;
+	dst_len = (socklen_t)len;
+	fd = owned_socket(p->addr.ss_family);
 	if (fd < 0)
 		return fd;
 	err = bind_device(fd, p);
@@ -302,6 +343,10 @@ int mps_pm_metrics(int fd, struct mps_sf_metrics *m)
 	m->notsent_bytes = ti.tcpi_notsent_bytes;
 	m->unacked_bytes = (uint64_t)ti.tcpi_unacked * mss;
 	m->delivery_rate = ti.tcpi_delivery_rate;
+	/* Older kernels fill less of tcp_info: 0 then means unknown. */
+	if (len >= offsetof(struct tcp_info, tcpi_bytes_acked) +
+			   sizeof(ti.tcpi_bytes_acked))
+		m->acked_bytes = ti.tcpi_bytes_acked;
 	m->room = ti.tcpi_notsent_bytes < MPS_PM_NOTSENT_LOWAT
 			  ? MPS_PM_NOTSENT_LOWAT - ti.tcpi_notsent_bytes
 			  : 0;
@@ -324,7 +369,7 @@ int mps_pm_netlink_open(void)
 	if (fd < 0)
 		err = -errno;
 	else
-		mps_fdtab_own_locked(fd);
+		fd = mps_fdtab_own_locked(fd);
 	mps_fdtab_unlock();
 	if (fd < 0)
 		return err;

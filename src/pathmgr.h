@@ -53,6 +53,13 @@ struct mps_path {
  */
 int mps_pm_paths(int family, struct mps_path *out, int max);
 
+/*
+ * The family whose local addresses can reach sa: AF_INET for an IPv4
+ * address and for an IPv4-mapped IPv6 one (a dual-stack socket talking
+ * to an IPv4 peer), else sa's own family.
+ */
+int mps_pm_family(const struct sockaddr *sa);
+
 /* The interface index that holds local address sa, or 0. */
 unsigned int mps_pm_ifindex_of(const struct sockaddr *sa);
 
@@ -60,8 +67,9 @@ unsigned int mps_pm_ifindex_of(const struct sockaddr *sa);
  * Open a join socket from path p to dst: non-blocking, close-on-exec,
  * bound to p's interface (SO_BINDTODEVICE; on EPERM only to its address,
  * which is logged) and address, connect() started.  The descriptor is
- * recorded as loop-owned (closed in fork children).  Returns it, or
- * -errno when the connect failed at once.
+ * recorded as loop-owned (closed in fork children).  An IPv4-mapped dst
+ * is unmapped for an IPv4 path.  Returns it, or -errno when the connect
+ * failed at once (-EAFNOSUPPORT: p's family cannot reach dst).
  */
 int mps_pm_join_socket(const struct mps_path *p,
 		       const struct sockaddr *dst,

@@ -40,24 +40,53 @@ bool mps_sched_eligible(const struct mps_sched_path *paths, int n, int i)
 	return true;
 }
 
-bool mps_sched_earliest(const struct mps_sched_path *paths,
-			int n,
-			int self,
-			uint64_t chunk)
+/*
+ * Whether path j, faster than self for the chunk, should have it: when j
+ * can take it now, or when j is full but would deliver everything that
+ * waits (backlog) before self delivers the chunk.  Otherwise j stays busy
+ * with the rest of the backlog anyway, and leaving the chunk for it only
+ * leaves self idle.
+ */
+static bool sched_wait_for(const struct mps_sched_path *j,
+			   uint64_t chunk,
+			   uint64_t backlog,
+			   uint64_t mine)
+{
+	if (j->room >= chunk)
+		return true;
+	return mps_sched_arrival_us(j, backlog) <= mine;
+}
+
+bool mps_sched_earliest_backlog(const struct mps_sched_path *paths,
+				int n,
+				int self,
+				uint64_t chunk,
+				uint64_t backlog)
 {
 	uint64_t mine;
 	int j;
 
 	if (!mps_sched_eligible(paths, n, self))
 		return false;
+	if (backlog < chunk)
+		backlog = chunk;
 	mine = mps_sched_arrival_us(&paths[self], chunk);
 	for (j = 0; j < n; j++) {
 		if (j == self || !mps_sched_eligible(paths, n, j))
 			continue;
-		if (mps_sched_arrival_us(&paths[j], chunk) < mine)
+		if (mps_sched_arrival_us(&paths[j], chunk) < mine &&
+		    sched_wait_for(&paths[j], chunk, backlog, mine))
 			return false;
 	}
 	return true;
+}
+
+bool mps_sched_earliest(const struct mps_sched_path *paths,
+			int n,
+			int self,
+			uint64_t chunk)
+{
+	return mps_sched_earliest_backlog(paths, n, self, chunk, chunk);
 }
 
 int mps_sched_roundrobin(const struct mps_sched_path *paths, int n, int last)

@@ -1238,6 +1238,7 @@ struct link {
 	size_t rate; /* bytes delivered per round; 0: all */
 	uint32_t srtt_us;
 	uint64_t drate; /* delivery rate reported in the metrics */
+	uint64_t acked; /* bytes delivered so far (acked_bytes) */
 };
 
 struct mp {
@@ -1250,6 +1251,7 @@ struct mp {
 	bool frozen[MAX_LINKS];
 	bool failed[MAX_LINKS];
 	bool metrics; /* report metrics before each peek */
+	bool acked;   /* ... with acked_bytes */
 	uint64_t now_us;
 	int c_err[MAX_LINKS];
 	int s_err[MAX_LINKS];
@@ -1292,7 +1294,10 @@ static void mp_free(struct mp *mp)
 	pair_free(&mp->pr);
 }
 
-static void report_metrics(struct mps_conn *conn, int sf, const struct link *l)
+static void report_metrics(struct mps_conn *conn,
+			   int sf,
+			   const struct link *l,
+			   bool acked)
 {
 	struct mps_sf_metrics m = {
 		.srtt_us = l->srtt_us,
@@ -1300,6 +1305,7 @@ static void report_metrics(struct mps_conn *conn, int sf, const struct link *l)
 		.notsent_bytes = l->len,
 		.delivery_rate = l->drate,
 		.room = l->len < LINK_LOWAT ? LINK_LOWAT - l->len : 0,
+		.acked_bytes = acked ? l->acked : 0,
 	};
 
 	mps_conn_sf_metrics(conn, sf, &m);
@@ -1317,7 +1323,7 @@ link_write(struct mp *mp, struct mps_conn *src, int sf, struct link *l)
 		int n, i;
 
 		if (mp->metrics)
-			report_metrics(src, sf, l);
+			report_metrics(src, sf, l, mp->acked);
 		n = mps_conn_sf_peek(src, sf, iov, 16);
 		for (i = 0; i < n && l->len + got < LINK_CAP; i++) {
 			size_t take = iov[i].iov_len;
@@ -1357,6 +1363,7 @@ link_deliver(struct mps_conn *dst, int sf, struct link *l, int *err)
 		*err = rc;
 	memmove(l->buf, l->buf + n, l->len - n);
 	l->len -= n;
+	l->acked += n;
 	return n;
 }
 
@@ -1977,6 +1984,44 @@ START_TEST(redundant_sends_every_byte_on_every_subflow_and_delivers_once)
 }
 END_TEST
 
+/*
+ * What the runtime reads from TCP_INFO for a subflow that went idle is
+ * stale: its srtt still counts the queue it once had, its delivery rate is
+ * an application-limited sample.  Judged on those alone it never looks
+ * better than a fast subflow that is full, so it gets nothing and its
+ * metrics never refresh.  With a long backlog the fast subflow is busy
+ * anyway: the slow one must be filled.
+ */
+START_TEST(a_full_fast_subflow_leaves_part_of_a_long_backlog_to_the_slow_one)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn_event ev;
+	struct mps_conn_info ci;
+	uint64_t start;
+	struct mp mp;
+
+	p.snd_buf = 4 * MIB;
+	p.rcv_buf = 4 * MIB;
+	mp_init(&mp, &p);
+	mp.metrics = true;
+	mp_establish(&mp);
+	mp_join(&mp, false);
+	mp_pump(&mp);
+	expect_event(mp.pr.c, MPS_EV_SUBFLOW_ESTABLISHED, &ev);
+	mp_set_rate(&mp, 0, 20 * KIB, 5000);
+	mp_set_rate(&mp, 1, 10 * KIB, 115000); /* stale srtt */
+	mp.up[1].drate = 5 * MIB;	       /* half its real rate */
+	start = mp.now_us;
+	mp_transfer(&mp, 10 * MIB, NULL);
+	check_all_carry(&mp, 10 * MIB);
+	info(mp.pr.c, &ci);
+	ck_assert_uint_ge(ci.sf[1].bytes_out, 2 * MIB);
+	/* One path alone needs 512 ms, both 341 ms. */
+	ck_assert_uint_lt(mp.now_us - start, 450000);
+	mp_free(&mp);
+}
+END_TEST
+
 static void fail_link1_at_3mb(struct mp *mp, uint64_t sent, uint64_t rcvd)
 {
 	(void)sent;
@@ -2054,6 +2099,97 @@ START_TEST(a_frozen_subflow_has_its_data_reinjected_after_the_stall_time)
 	/* It drained: its metrics show progress, it is scheduled again. */
 	info(mp.pr.c, &ci);
 	ck_assert_int_eq(ci.sf[1].state, MPS_SF_ESTABLISHED);
+	mp_free(&mp);
+}
+END_TEST
+
+/* Sends total bytes each way at once, pumping; between rounds, hook. */
+static void mp_transfer_both(struct mp *mp, uint64_t total, mp_hook hook)
+{
+	uint64_t cwr = 0, crd = 0, swr = 0, srd = 0;
+	int rounds = 0;
+
+	while (crd < total || srd < total) {
+		write_stream(mp->pr.c, 7, &cwr, total, 256 * KIB);
+		write_stream(mp->pr.s, 8, &swr, total, 256 * KIB);
+		mp_round(mp);
+		read_stream(mp->pr.s, 7, &srd, 256 * KIB);
+		read_stream(mp->pr.c, 8, &crd, 256 * KIB);
+		if (hook)
+			hook(mp, cwr + swr, srd + crd);
+		ck_assert_int_lt(++rounds, 60000);
+	}
+	mp_pump(mp);
+	expect_nothing_more(mp->pr.s);
+	expect_nothing_more(mp->pr.c);
+}
+
+static void freeze_link0_at_1mb(struct mp *mp, uint64_t sent, uint64_t rcvd)
+{
+	(void)sent;
+	if (rcvd >= 1 * MIB)
+		mp->frozen[0] = true;
+}
+
+/*
+ * The initial subflow blackholed in both directions mid-transfer, its
+ * sockets never failing: each end's data, data ACKs and window updates
+ * must move to the other subflow.  Data ACKs and windows go where data
+ * last arrived, and never stay on a subflow that makes no progress, or
+ * the peer's window never reopens; each end finds the dead subflow
+ * stalled, the receiving side too (its TCP acknowledges nothing).
+ */
+START_TEST(a_subflow_frozen_both_ways_moves_data_acks_and_windows_elsewhere)
+{
+	struct mps_conn_info ci, si;
+	struct mp mp;
+
+	mp_with_joins(&mp, MPS_SCHED_EARLIEST, 1);
+	mp.acked = true;
+	mp_set_rate(&mp, 0, 32 * KIB, 10000);
+	mp_set_rate(&mp, 1, 16 * KIB, 20000);
+	mp.down[0].rate = 32 * KIB;
+	mp.down[1].rate = 16 * KIB;
+	mp_transfer_both(&mp, 4 * MIB, freeze_link0_at_1mb);
+	info(mp.pr.c, &ci);
+	info(mp.pr.s, &si);
+	ck_assert_int_eq(ci.state, MPS_CONN_ESTABLISHED);
+	ck_assert_int_eq(si.state, MPS_CONN_ESTABLISHED);
+	ck_assert_int_eq(ci.sf[0].state, MPS_SF_STALLED);
+	ck_assert_int_eq(si.sf[0].state, MPS_SF_STALLED);
+	ck_assert_uint_gt(ci.sf[1].reinjected, 0);
+	ck_assert_uint_gt(si.sf[1].reinjected, 0);
+	ck_assert_int_eq(mp.s_err[1], 0);
+	ck_assert_int_eq(mp.c_err[1], 0);
+	mp_free(&mp);
+}
+END_TEST
+
+/*
+ * Once the frozen subflow's socket fails, the subflow left must carry on
+ * even if it was found stalled itself and no metrics come any more (the
+ * runtime reports none for a lone subflow).
+ */
+START_TEST(a_lone_stalled_subflow_is_used_again)
+{
+	struct mps_conn_info ci;
+	struct mp mp;
+
+	mp_with_joins(&mp, MPS_SCHED_EARLIEST, 1);
+	mp_set_rate(&mp, 0, 32 * KIB, 10000);
+	mp_set_rate(&mp, 1, 32 * KIB, 10000);
+	frozen_at_us = 0;
+	mp_transfer(&mp, 3 * MIB, freeze_link1_at_2mb);
+	info(mp.pr.c, &ci);
+	ck_assert_int_eq(ci.sf[1].state, MPS_SF_STALLED);
+	/* Link 1 comes back, no metrics are reported, link 0 fails. */
+	mp.metrics = false;
+	mp.frozen[1] = false;
+	mp_fail(&mp, 0, ETIMEDOUT);
+	mp_transfer(&mp, 1 * MIB, NULL);
+	info(mp.pr.c, &ci);
+	ck_assert_int_eq(ci.sf[1].state, MPS_SF_ESTABLISHED);
+	ck_assert_int_eq(ci.state, MPS_CONN_ESTABLISHED);
 	mp_free(&mp);
 }
 END_TEST
@@ -2157,6 +2293,29 @@ START_TEST(earliest_uses_the_slow_subflow_when_the_fast_one_is_saturated)
 	p[0].room = 0;
 	ck_assert(mps_sched_earliest(p, 2, 1, 64 * KIB));
 	ck_assert(!mps_sched_earliest(p, 2, 0, 64 * KIB));
+}
+END_TEST
+
+START_TEST(earliest_fills_a_stale_slow_subflow_while_the_backlog_is_long)
+{
+	/* Figures of a 20 + 10 Mbit/s run: the fast path full, the slow
+	 * one idle with the srtt and rate of its last busy period. */
+	struct mps_sched_path p[2] = {
+		path(2370000, 5000, 128 * KIB),
+		path(650000, 115000, 0),
+	};
+
+	p[0].room = 0;
+	p[1].room = 128 * KIB;
+	/* One chunk alone: waiting for the fast path is better. */
+	ck_assert(!mps_sched_earliest(p, 2, 1, 64 * KIB));
+	ck_assert(!mps_sched_earliest_backlog(p, 2, 1, 64 * KIB, 64 * KIB));
+	/* 4 MiB waiting: the fast path is busy for 1.8 s, use both. */
+	ck_assert(mps_sched_earliest_backlog(p, 2, 1, 64 * KIB, 4 * MIB));
+	/* A fast path with room takes the chunk itself. */
+	p[0].room = 128 * KIB;
+	ck_assert(!mps_sched_earliest_backlog(p, 2, 1, 64 * KIB, 4 * MIB));
+	ck_assert(mps_sched_earliest_backlog(p, 2, 0, 64 * KIB, 4 * MIB));
 }
 END_TEST
 
@@ -2672,6 +2831,13 @@ static Suite *conn_suite(void)
 	tcase_add_test(
 		mpath,
 		a_frozen_subflow_has_its_data_reinjected_after_the_stall_time);
+	tcase_add_test(
+		mpath,
+		a_full_fast_subflow_leaves_part_of_a_long_backlog_to_the_slow_one);
+	tcase_add_test(
+		mpath,
+		a_subflow_frozen_both_ways_moves_data_acks_and_windows_elsewhere);
+	tcase_add_test(mpath, a_lone_stalled_subflow_is_used_again);
 	tcase_add_test(mpath, a_backup_subflow_idles_until_the_primary_fails);
 	tcase_add_test(mpath, mp_prio_makes_a_subflow_backup_at_the_peer);
 	suite_add_tcase(s, mpath);
@@ -2680,6 +2846,9 @@ static Suite *conn_suite(void)
 	tcase_add_test(
 		sched,
 		earliest_uses_the_slow_subflow_when_the_fast_one_is_saturated);
+	tcase_add_test(
+		sched,
+		earliest_fills_a_stale_slow_subflow_while_the_backlog_is_long);
 	tcase_add_test(sched, earliest_rates_come_from_delivery_rate_or_cwnd);
 	tcase_add_test(sched, round_robin_alternates_over_subflows_with_room);
 	tcase_add_test(sched,

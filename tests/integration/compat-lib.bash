@@ -103,7 +103,8 @@ compat_paths_start()
 {
 	local file=$IT_TMP/$1.paths src0=$A4 src1=$A4_1 dst=$B4
 
-	[ "${2:-}" = 6 ] && { src0=$A6; src1=$A6_1; dst=$B6; }
+	# ss's filter takes IPv6 addresses only in brackets.
+	[ "${2:-}" = 6 ] && { src0="[$A6]"; src1="[$A6_1]"; dst="[$B6]"; }
 	PATHS_SRC1=$src1
 	echo "0 0" >"$file"
 	(
