@@ -67,6 +67,26 @@
 #define MPS_STALL_RTTS 4
 #define MPS_STALL_MIN_US 200000
 
+/*
+ * Data ACK policy.  A data ACK rides on every record of ours that carries
+ * data (or a DATA_FIN); an ACK-only record goes out only when one is
+ * needed (conn.c, ack_urgent()): when nothing of ours has carried it for
+ * MPS_ACK_DELAY_US, when MPS_ACK_HOLD_BYTES received bytes wait for it,
+ * with a window record, after the peer's DATA_FIN, outside ESTABLISHED,
+ * and when a data ACK already sent is to be sent again (a subflow lost or
+ * stalled).  A request answered within the delay thus costs no ACK-only
+ * record on either side.
+ *
+ * The delay is far below the peer's stall time (MPS_STALL_MIN_US), so its
+ * stall detection by the data ACK is unaffected.  The byte bound is a
+ * quarter of MPS_CONN_INITIAL_WINDOW, the smallest window and, in the
+ * runtime, a quarter of the smallest send ring (MPTCPSHIM_SNDBUF, 64 KiB
+ * at least): a peer that streams never fills its send ring waiting for
+ * the timer, and gets a data ACK per batch of input at most, as before.
+ */
+#define MPS_ACK_DELAY_US 2000
+#define MPS_ACK_HOLD_BYTES (MPS_CONN_INITIAL_WINDOW / 4)
+
 /* Round robin: bytes a subflow sends in one turn, at most. */
 #define MPS_SCHED_RR_QUANTUM MPS_WIRE_PAYLOAD_MAX
 
@@ -229,6 +249,10 @@ struct mps_conn {
 	uint64_t rcv_read;	/* DSN of the rcv ring's first byte */
 	uint64_t rcv_right;	/* right edge advertised, never moves back */
 	bool ack_due;		/* the data ACK moved since it was sent */
+	bool ack_clock;		/* the delayed-ACK clock runs (ack_due) */
+	bool ack_late;		/* it ran out: the data ACK goes now */
+	uint64_t ack_due_us;	/* when it started, from mps_conn_tick() */
+	uint64_t ack_told;	/* the last data ACK sent on any subflow */
 	bool rcv_fin_seen;
 	bool rcv_fin_done; /* DATA_FIN reached in order: ACK counts it */
 	uint64_t rcv_fin_dsn;

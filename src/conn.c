@@ -383,6 +383,7 @@ static int peer_set_key(struct mps_conn *conn, uint64_t key, int version)
 	conn->reasm_ready = true;
 	conn->rcv_read = first;
 	conn->rcv_right = first + MPS_CONN_INITIAL_WINDOW;
+	conn->ack_told = first; /* the ACK implied so far (ack_urgent()) */
 	for (i = 0; i < conn->nsf; i++)
 		conn->sf[i].ack_sent = first;
 	return 0;
@@ -613,6 +614,9 @@ dss_add_ack(struct mps_conn *conn, struct mps_sf *sf, struct mps_dss *dss)
 	sf->ack_first = false;
 	sf->ack_now = false;
 	conn->ack_due = false;
+	conn->ack_clock = false;
+	conn->ack_late = false;
+	conn->ack_told = dss->data_ack;
 }
 
 static bool snd_outstanding(const struct mps_conn *conn)
@@ -1024,6 +1028,54 @@ static void sf_fill_keepalive(struct mps_conn *conn, struct mps_sf *sf)
 		conn->ack_due = due;
 }
 
+/*
+ * Whether a data ACK that is due must leave now in a record of its own,
+ * rather than wait for data of ours to carry it (MPS_ACK_DELAY_US; the
+ * reasons are in conn-int.h):
+ * - outside ESTABLISHED, and once the peer's DATA_FIN is in: closing
+ *   waits for these ACKs, and they are few;
+ * - a data ACK already sent is due again (a subflow that may have lost
+ *   it failed or stalled): the peer's reinjection and stall detection
+ *   wait for it;
+ * - MPS_ACK_HOLD_BYTES wait for it: the peer's send ring must not fill
+ *   (a bulk transfer gets one ACK per batch of input, as before);
+ * - the delay ran out (mps_conn_tick()): nothing of ours went out.
+ * A window record takes its data ACK with it in any case
+ * (sf_fill_control()).
+ */
+static bool ack_urgent(const struct mps_conn *conn)
+{
+	uint64_t held = rcv_data_ack(conn) - conn->ack_told;
+
+	if (!conn->ack_due)
+		return false;
+	if (conn->state != MPS_CONN_ESTABLISHED || conn->rcv_fin_done)
+		return true;
+	return held == 0 || held >= MPS_ACK_HOLD_BYTES || conn->ack_late;
+}
+
+/* The delayed-ACK clock: microseconds until the held ACK is due, or 0. */
+static uint64_t tick_ack(struct mps_conn *conn)
+{
+	uint64_t waited;
+
+	if (!conn->ack_due) {
+		conn->ack_clock = false;
+		conn->ack_late = false;
+		return 0;
+	}
+	if (!conn->ack_clock) {
+		conn->ack_clock = true;
+		conn->ack_due_us = conn->now_us;
+	}
+	waited = conn->now_us - conn->ack_due_us;
+	if (waited >= MPS_ACK_DELAY_US) {
+		conn->ack_late = true;
+		return 0;
+	}
+	return MPS_ACK_DELAY_US - waited;
+}
+
 static void sf_fill_control(struct mps_conn *conn, struct mps_sf *sf)
 {
 	bool window;
@@ -1037,7 +1089,8 @@ static void sf_fill_control(struct mps_conn *conn, struct mps_sf *sf)
 	window = rcv_window_due(conn);
 	if (window && (sf->ack_first || sf->ack_sent != rcv_data_ack(conn)))
 		conn->ack_due = true;
-	if ((conn->ack_due || sf->ack_now) &&
+	/* Data cut above already carried a due ACK (sf_emit_map()). */
+	if (((conn->ack_due && (window || ack_urgent(conn))) || sf->ack_now) &&
 	    sf_outq_room(sf) >= (window ? 2u : 1u))
 		sf_emit_ack(conn, sf);
 	if (window && !conn->ack_due && !sf->ack_first)
@@ -2392,14 +2445,17 @@ static uint64_t tick_fallback(struct mps_conn *conn, uint64_t now_us)
 
 uint64_t mps_conn_tick(struct mps_conn *conn, uint64_t now_us)
 {
-	uint64_t fb, st;
+	uint64_t fb, st, ack;
 
 	if (now_us > conn->now_us)
 		conn->now_us = now_us;
 	fb = tick_fallback(conn, now_us);
 	st = mps__tick_stall(conn);
+	ack = tick_ack(conn);
 	if (fb == 0 || (st != 0 && st < fb))
-		return st;
+		fb = st;
+	if (fb == 0 || (ack != 0 && ack < fb))
+		return ack;
 	return fb;
 }
 

@@ -13,7 +13,10 @@
  * Records are cut lazily, when the caller peeks a subflow: after any call
  * that may give a subflow something to carry (input, a program write,
  * read or shutdown, abort, tick), the caller peeks every subflow.  That is
- * also what batches data ACKs: one per peek at most.
+ * also what batches data ACKs: one per peek at most.  A data ACK rides
+ * on the next record of data; one that no data takes along goes alone
+ * after a short delay (the timer of mps_conn_tick()), or at once when
+ * many received bytes wait for it (conn-int.h, MPS_ACK_DELAY_US).
  *
  * Threads: a connection is owned by the event-loop thread of its process;
  * no function here may be called from any other thread.
@@ -223,6 +226,10 @@ struct mps_sf_metrics {
 				   whose count stands still for the stall time
 				   is stalled, whichever end sends data, and
 				   only its growth ends a stall */
+	bool rate_app_limited;	/* delivery_rate was measured while the
+				   sender had too little to send (TCP_INFO's
+				   tcpi_delivery_rate_app_limited): a lower
+				   bound, not the path's rate */
 };
 
 void mps_conn_sf_metrics(struct mps_conn *conn,
@@ -410,7 +417,8 @@ void mps_conn_app_shutdown(struct mps_conn *conn);
 void mps_conn_abort(struct mps_conn *conn);
 
 /*
- * Advance the clock: the server's fallback timer and stall detection.
+ * Advance the clock: the server's fallback timer, stall detection and
+ * the delayed data ACK.
  * Returns microseconds until the next timer, or 0.  The core knows the
  * time only from here: call it after each batch of events too, not only
  * when the timer fires.
@@ -552,7 +560,12 @@ struct mps_sched_path {
 /* Bytes per second assumed for a path without a rate estimate. */
 #define MPS_SCHED_DEFAULT_RATE (1024 * 1024)
 
-/* The rate of a path from its metrics: delivery rate, else cwnd / srtt. */
+/*
+ * The rate of a path from its metrics: its delivery rate, else cwnd /
+ * srtt.  A delivery rate measured while the path was application-limited
+ * (an idle or starved subflow: its last sample may be the handshake's)
+ * only bounds the rate from below; cwnd / srtt is used when larger.
+ */
 uint64_t mps_sched_rate(const struct mps_sf_metrics *m);
 
 /*

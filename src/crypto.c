@@ -5,6 +5,20 @@
  * (pthread_once), because an HMAC runs for every MP_JOIN and a fetch per
  * call would take libcrypto's method-store lock every time. Each HMAC
  * duplicates a prepared context, so that threads never share one.
+ *
+ * Fork: OpenSSL 3.0 keeps its locks (the DRBGs', the method store's) as
+ * they were at fork(); it only makes a child's DRBG reseed (fork id).  A
+ * child would hang on any of them held by a thread that did not survive,
+ * and the child's own program too (Python's hashlib takes the method
+ * store's).  So every call into libcrypto from this file holds
+ * crypto_lock for reading, and a pthread_atfork handler of this file,
+ * registered at load, takes it for writing before fork() and lets it go
+ * in parent and child: no thread of ours is inside libcrypto when the
+ * process forks.  The lock is a leaf (nothing here takes another lock of
+ * the library), so the handler's place among the library's others does
+ * not matter; writers are preferred, so that a busy loop cannot hold
+ * fork() off.  Calls that libcrypto makes for the program's own threads
+ * are the program's business.
  */
 #include "autoconfig.h"
 
@@ -33,6 +47,10 @@ struct mps_crypto_algs {
 
 static struct mps_crypto_algs mps_algs;
 static pthread_once_t mps_algs_once = PTHREAD_ONCE_INIT;
+
+/* Held for reading around every libcrypto call, for writing across fork. */
+static pthread_rwlock_t crypto_lock =
+    PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 
 static const char *const mps_digest_names[2] = {
     [MPS_V0] = "SHA1",
@@ -130,9 +148,35 @@ static void mps_crypto_setup(void)
 	}
 }
 
+static void crypto_prefork(void)
+{
+	pthread_rwlock_wrlock(&crypto_lock);
+}
+
+static void crypto_parent(void)
+{
+	pthread_rwlock_unlock(&crypto_lock);
+}
+
+/* The only thread left is the one that took the lock: start afresh. */
+static void crypto_child(void)
+{
+	pthread_rwlock_init(&crypto_lock, NULL);
+}
+
+__attribute__((constructor)) static void crypto_fork_register(void)
+{
+	pthread_atfork(crypto_prefork, crypto_parent, crypto_child);
+}
+
 int mps_crypto_init(void)
 {
-	if (pthread_once(&mps_algs_once, mps_crypto_setup) != 0)
+	int err;
+
+	pthread_rwlock_rdlock(&crypto_lock);
+	err = pthread_once(&mps_algs_once, mps_crypto_setup);
+	pthread_rwlock_unlock(&crypto_lock);
+	if (err != 0)
 		return -EIO;
 	return mps_algs.err;
 }
@@ -151,10 +195,14 @@ size_t mps_crypto_hash_len(enum mps_version version)
 int mps_crypto_key_new(uint64_t *key)
 {
 	uint8_t buf[8];
+	int ok;
 
 	if (key == NULL)
 		return -EINVAL;
-	if (RAND_bytes(buf, sizeof(buf)) != 1)
+	pthread_rwlock_rdlock(&crypto_lock);
+	ok = RAND_bytes(buf, sizeof(buf));
+	pthread_rwlock_unlock(&crypto_lock);
+	if (ok != 1)
 		return -EIO;
 
 	*key = mps_get_be64(buf);
@@ -178,8 +226,10 @@ static int mps_hash_key(enum mps_version version,
 		return err;
 
 	mps_put_be64(buf, key);
+	pthread_rwlock_rdlock(&crypto_lock);
 	ok =
 	    EVP_Digest(buf, sizeof(buf), out, NULL, mps_algs.md[version], NULL);
+	pthread_rwlock_unlock(&crypto_lock);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return ok ? 0 : -EIO;
 }
@@ -240,9 +290,12 @@ int mps_crypto_hmac(enum mps_version version,
 	if (err < 0)
 		return err;
 
+	pthread_rwlock_rdlock(&crypto_lock);
 	ctx = EVP_MAC_CTX_dup(mps_algs.hmac_proto[version]);
-	if (ctx == NULL)
-		return -ENOMEM;
+	if (ctx == NULL) {
+		err = -ENOMEM;
+		goto out_unlock;
+	}
 
 	err = -EIO;
 	if (EVP_MAC_init(ctx, key_len ? key : &empty, key_len, NULL) &&
@@ -251,6 +304,8 @@ int mps_crypto_hmac(enum mps_version version,
 		err = 0;
 
 	EVP_MAC_CTX_free(ctx);
+out_unlock:
+	pthread_rwlock_unlock(&crypto_lock);
 	return err;
 }
 

@@ -46,10 +46,22 @@
  * - Several numbers of one socket (dup, dup2, dup3, F_DUPFD) share its
  *   state; close() forgets one number, and the loop sees end of stream
  *   when the last copy of the program's end is closed.
- * - fork: pthread_atfork holds the table, queue and cache locks across
- *   fork(); the child closes every loop-owned descriptor and starts its
- *   own loop on demand.  Connections inherited from the parent keep
- *   working in the child while the parent's loop serves them.
+ * - fork: the child's one thread must find free every lock it can take,
+ *   although the parent's loop thread may hold any of them at fork().
+ *   at_prefork() takes the loop's queue lock, then the descriptor
+ *   table's, then the negotiate cache's (always this order; nothing takes
+ *   them in another), at_parent() lets them go, at_child() makes them
+ *   anew.  The rest: the token table is the loop's, and the child's loop
+ *   makes a new one (its parent's lock is never taken there); the log
+ *   takes no lock (one write() a line); libcrypto's locks are covered by
+ *   crypto.c's own handler, which keeps our threads out of libcrypto
+ *   across fork() (OpenSSL 3.0 does not reset its locks in a child, and
+ *   a key draw or the first fetch in the parent's loop left the child's
+ *   RAND_bytes() and the program's own hashing blocked for good); a
+ *   pthread_once in progress is restarted in the child by glibc.  The
+ *   child closes every loop-owned descriptor and starts its own loop on
+ *   demand.  Connections inherited from the parent keep working in the
+ *   child while the parent's loop serves them.
  * - exec: loop-owned descriptors are close-on-exec.  A converted
  *   descriptor that survives exec is a bare socketpair end: it works while
  *   the process that forked keeps running its loop, and breaks (end of

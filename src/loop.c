@@ -36,9 +36,12 @@
  * - Scheduling over kernel TCP.  Once the connection speaks MPTCP, every
  *   subflow socket gets TCP_NOTSENT_LOWAT (pathmgr.h).  While two or more
  *   subflows are live, TCP_INFO of each is read before the subflows are
- *   peeked and every MPS_METRICS_MS while program data is held, and given
- *   to the core (mps_conn_sf_metrics(), room = lowat - notsent); the timer
- *   also wakes the scheduler when a full subflow drains.  With one subflow
+ *   peeked (at most once per pump: when the core has data to schedule
+ *   and the subflow's last room may not hold it, else when the last
+ *   read is MPS_METRICS_MIN_US old; see report_metrics()) and every
+ *   MPS_METRICS_MS while program data is held, and given to the core
+ *   (mps_conn_sf_metrics(), room = lowat - notsent); the timer also
+ *   wakes the scheduler when a full subflow drains.  With one subflow
  *   there is nothing to choose and no TCP_INFO is read.  TCP_USER_TIMEOUT
  *   (MPS_PM_USER_TIMEOUT_MS) is set on every subflow while the connection
  *   has more than one, so a blackholed path fails in bounded time, and
@@ -102,6 +105,8 @@
 #define MPS_IOV_MAX 16
 #define MPS_EXIT_STALL_MS 1000
 #define MPS_METRICS_MS 20	  /* TCP_INFO refresh while data is held */
+#define MPS_METRICS_MIN_US 5000	  /* TCP_INFO age read again with nothing
+				     to schedule: see report_metrics() */
 #define MPS_RETRY_MIN_S 1	  /* first join retry after a failure */
 #define MPS_RETRY_MAX_S 30	  /* longest wait between retries */
 #define MPS_MAX_ATTEMPTS 16	  /* (local path, peer address) pairs */
@@ -134,6 +139,10 @@ struct lsf {
 	bool failed; /* the core gave it up (SUBFLOW_FAILED) */
 	int attempt; /* index in lconn.att it was opened for, or -1 */
 	unsigned int ifindex; /* of its local address, 0 unknown */
+	uint64_t mx_us;	      /* when its TCP_INFO was last read */
+	unsigned int mx_pump; /* in which pump (lconn.pumps) */
+	uint64_t mx_room;     /* the room it gave */
+	uint64_t mx_wrote;    /* bytes written to the socket since */
 	struct sockaddr_storage local, peer;
 };
 
@@ -175,6 +184,8 @@ struct lconn {
 	ev_timer timer;	   /* the core's */
 	ev_timer pm_timer; /* join retries and connect deadlines */
 	ev_timer mx_timer; /* metrics refresh */
+	bool mx_due;	   /* it fired: read every subflow's TCP_INFO */
+	unsigned int pumps; /* lc_pump() calls, for reading once per pump */
 	bool app_eof;  /* the program shut down or closed its side */
 	bool app_shut; /* we shut down the direction toward the program */
 	bool app_gone; /* writing to the program failed: it closed */
@@ -308,6 +319,7 @@ static int sf_out(struct lconn *lc, int num, struct iovec *iov)
 
 static void sf_out_done(struct lconn *lc, int num, size_t n)
 {
+	lc->sf[num].mx_wrote += n;
 	if (lc->mode == LC_CORE)
 		mps_conn_sf_consume(lc->core, num, n);
 	else
@@ -731,19 +743,69 @@ static void user_timeouts(struct lconn *lc)
 					    multi ? MPS_PM_USER_TIMEOUT_MS : 0);
 }
 
-/* Report every live subflow's TCP_INFO to the core, once the connection
- * had several: a lone survivor's room must keep growing as it drains. */
+/* Program bytes the core holds not yet put into records. */
+static uint64_t core_unsent(struct lconn *lc)
+{
+	struct mps_conn_info info;
+	uint64_t flight;
+
+	mps_conn_get_info(lc->core, &info);
+	/* held bytes beyond those in flight; a few acked bytes a queued
+	 * record still needs count too, which costs one read at most */
+	flight = info.snd_nxt - info.snd_una;
+	return info.snd_held > flight ? info.snd_held - flight : 0;
+}
+
+/*
+ * Report live subflows' TCP_INFO to the core, once the connection had
+ * several: a lone survivor's room must keep growing as it drains.
+ * Each read is a system call, and a one-byte round trip used to make 8 of
+ * them on each side.  A subflow is read at most once per pump, and then:
+ * - when the core has program data to schedule and may find the subflow
+ *   short of room: the core counts the room of the last read less what
+ *   was written since, so while that and the waiting data stay under
+ *   half of it the room cannot limit the scheduler, and the rest (srtt,
+ *   rate, a queue that counts as unsent what the kernel has sent since)
+ *   is at most MPS_METRICS_MIN_US old; a bulk sender reads every pump;
+ * - when the metrics timer fired (every MPS_METRICS_MS while data is
+ *   held), which also wakes the scheduler for a full subflow that drained;
+ * - otherwise when its last read is MPS_METRICS_MIN_US old.  Stall
+ *   detection and recovery need acked_bytes while bytes are outstanding,
+ *   also on the end that only sends data ACKs (a stall takes 200 ms at
+ *   least, MPS_STALL_MIN_US); reading only while data is held left a path
+ *   that came back after a fault stalled (the multipath-failover test).
+ */
 static void report_metrics(struct lconn *lc)
 {
 	struct mps_sf_metrics m;
+	uint64_t now, unsent;
+	bool force, short_room;
 	int i;
 
 	if (lc->mode != LC_CORE || lc->nsf < 2)
 		return;
-	for (i = 0; i < lc->nsf; i++)
-		if (sf_live(&lc->sf[i]) &&
-		    mps_pm_metrics(lc->sf[i].fd, &m) == 0)
-			mps_conn_sf_metrics(lc->core, i, &m);
+	force = lc->mx_due;
+	lc->mx_due = false;
+	unsent = core_unsent(lc);
+	now = now_us();
+	for (i = 0; i < lc->nsf; i++) {
+		struct lsf *sf = &lc->sf[i];
+
+		if (!sf_live(sf) || sf->mx_pump == lc->pumps)
+			continue;
+		short_room = unsent > 0 &&
+			     sf->mx_wrote + unsent >= sf->mx_room / 2;
+		if (!force && !short_room &&
+		    now - sf->mx_us < MPS_METRICS_MIN_US)
+			continue;
+		sf->mx_pump = lc->pumps;
+		sf->mx_us = now;
+		if (mps_pm_metrics(sf->fd, &m) != 0)
+			continue;
+		sf->mx_room = m.room;
+		sf->mx_wrote = 0;
+		mps_conn_sf_metrics(lc->core, i, &m);
+	}
 }
 
 /* Keep the metrics timer running while program data is held, once the
@@ -874,6 +936,7 @@ static void lc_pump(struct lconn *lc)
 
 	if (exiting)
 		exit_take_app(lc);
+	lc->pumps++;
 	arm_timer(lc);
 	for (pass = 0; pass < 4; pass++) {
 		bool acted = lc->mode == LC_CORE && pm_events(lc);
@@ -1673,13 +1736,23 @@ static void timer_cb(struct ev_loop *l, ev_timer *w, int revents)
 	lc_pump(lc);
 }
 
+static void mx_timer_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	struct lconn *lc = w->data;
+
+	(void)l;
+	(void)revents;
+	lc->mx_due = true;
+	lc_pump(lc);
+}
+
 static void lc_init_watchers(struct lconn *lc, int kfd)
 {
 	ev_io_init(&lc->afd_r, afd_r_cb, lc->afd, EV_READ);
 	ev_io_init(&lc->afd_w, afd_w_cb, lc->afd, EV_WRITE);
 	ev_timer_init(&lc->timer, timer_cb, 0., 0.);
 	ev_timer_init(&lc->pm_timer, pm_timer_cb, 0., 0.);
-	ev_timer_init(&lc->mx_timer, timer_cb, 0., 0.);
+	ev_timer_init(&lc->mx_timer, mx_timer_cb, 0., 0.);
 	lc->afd_r.data = lc;
 	lc->afd_w.data = lc;
 	lc->timer.data = lc;

@@ -343,6 +343,7 @@ int mps_pm_metrics(int fd, struct mps_sf_metrics *m)
 	m->notsent_bytes = ti.tcpi_notsent_bytes;
 	m->unacked_bytes = (uint64_t)ti.tcpi_unacked * mss;
 	m->delivery_rate = ti.tcpi_delivery_rate;
+	m->rate_app_limited = ti.tcpi_delivery_rate_app_limited;
 	/* Older kernels fill less of tcp_info: 0 then means unknown. */
 	if (len >= offsetof(struct tcp_info, tcpi_bytes_acked) +
 			   sizeof(ti.tcpi_bytes_acked))

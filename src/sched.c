@@ -10,13 +10,24 @@
 
 #include "conn.h"
 
+/*
+ * An application-limited delivery rate says how fast the path carried
+ * what little it was given, not how fast it can go.  Trusting it starves
+ * a path for good: a slow subflow that only carried the handshake reports
+ * a few kB/s, the scheduler never gives it data, and no better sample
+ * ever comes.  Its window per round trip is what it could send now.
+ */
 uint64_t mps_sched_rate(const struct mps_sf_metrics *m)
 {
-	if (m->delivery_rate > 0)
-		return m->delivery_rate;
+	uint64_t wnd_rate = 0;
+
 	if (m->cwnd_bytes > 0 && m->srtt_us > 0)
-		return m->cwnd_bytes * 1000000 / m->srtt_us;
-	return 0;
+		wnd_rate = m->cwnd_bytes * 1000000 / m->srtt_us;
+	if (m->delivery_rate == 0)
+		return wnd_rate;
+	if (m->rate_app_limited && wnd_rate > m->delivery_rate)
+		return wnd_rate;
+	return m->delivery_rate;
 }
 
 uint64_t mps_sched_arrival_us(const struct mps_sched_path *p, uint64_t chunk)

@@ -19,6 +19,7 @@
 
 #include "mptcpshim/wire.h"
 #include "conn.h"
+#include "conn-int.h" /* MPS_ACK_DELAY_US, MPS_ACK_HOLD_BYTES */
 #include "crypto.h"
 #include "token.h"
 
@@ -950,6 +951,119 @@ START_TEST(data_fin_both_ways_closes_the_connection)
 }
 END_TEST
 
+/*
+ * Data ACK policy.
+ */
+
+static uint64_t records_out(const struct mps_conn *conn)
+{
+	struct mps_conn_info ci;
+
+	info(conn, &ci);
+	return ci.stats.records_out;
+}
+
+/* Everything src has for its subflow goes to dst; returns the bytes. */
+static size_t hand_over(struct pair *pr, struct mps_conn *src, int *err)
+{
+	return pump_one(pr, src, src == pr->c ? pr->s : pr->c, err, PUMP_WHOLE);
+}
+
+/*
+ * As the runtime does it: each input is followed by a tick and a peek of
+ * the subflow before the program has answered; the answer comes 20 us
+ * later and takes the data ACK along, so no record goes without data.
+ */
+START_TEST(a_request_and_its_answer_send_no_ack_only_record)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	uint64_t now = 1000, c0, s0;
+	struct mps_conn_info ci;
+	uint8_t byte = 'q';
+	struct pair pr;
+	int i;
+
+	pair_init(&pr, &p, &p, false);
+	handshake(&pr);
+	c0 = records_out(pr.c);
+	s0 = records_out(pr.s);
+	for (i = 0; i < 1000; i++) {
+		app_write_all(pr.c, &byte, 1);
+		mps_conn_tick(pr.c, now += 10);
+		ck_assert_uint_gt(hand_over(&pr, pr.c, &pr.s_err), 0);
+		mps_conn_tick(pr.s, now += 10);
+		ck_assert_uint_eq(hand_over(&pr, pr.s, &pr.c_err), 0);
+		ck_assert_uint_eq(app_read(pr.s, &byte, 1), 1);
+		app_write_all(pr.s, &byte, 1);
+		mps_conn_tick(pr.s, now += 10);
+		ck_assert_uint_gt(hand_over(&pr, pr.s, &pr.c_err), 0);
+		mps_conn_tick(pr.c, now += 10);
+		ck_assert_uint_eq(hand_over(&pr, pr.c, &pr.s_err), 0);
+		ck_assert_uint_eq(app_read(pr.c, &byte, 1), 1);
+	}
+	ck_assert_uint_eq(records_out(pr.c) - c0, 1000);
+	ck_assert_uint_eq(records_out(pr.s) - s0, 1000);
+	info(pr.c, &ci);
+	ck_assert_uint_eq(ci.snd_held, 0); /* every request acked */
+
+	/* The last answer is not followed by data: its ACK goes alone once
+	 * the delay ran out, and not before. */
+	info(pr.s, &ci);
+	ck_assert_uint_eq(ci.snd_held, 1);
+	ck_assert_uint_eq(mps_conn_tick(pr.c, now += 10),
+			  MPS_ACK_DELAY_US - 10);
+	ck_assert_uint_eq(hand_over(&pr, pr.c, &pr.s_err), 0);
+	ck_assert_uint_eq(mps_conn_tick(pr.c, now += MPS_ACK_DELAY_US), 0);
+	ck_assert_uint_gt(hand_over(&pr, pr.c, &pr.s_err), 0);
+	ck_assert_uint_eq(records_out(pr.c) - c0, 1001);
+	info(pr.s, &ci);
+	ck_assert_uint_eq(ci.snd_held, 0);
+	ck_assert_int_eq(pr.c_err, 0);
+	ck_assert_int_eq(pr.s_err, 0);
+	pair_free(&pr);
+}
+END_TEST
+
+/*
+ * A one-way transfer in records of 1400 bytes, without the clock moving:
+ * the receiver's data ACKs alone keep the sender's ring from filling, at
+ * most MPS_ACK_HOLD_BYTES behind, with one ACK-only record per bound.
+ */
+START_TEST(a_bulk_transfer_is_acked_within_the_hold_bound)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	static uint8_t chunk[1400], sink[4096];
+	uint64_t total = 4 * MIB, sent = 0, s0;
+	struct mps_conn_info ci;
+	size_t most = 0;
+	struct pair pr;
+
+	p.snd_buf = 64 * KIB;
+	pair_init(&pr, &p, &p, false);
+	handshake(&pr);
+	s0 = records_out(pr.s);
+	while (sent < total) {
+		app_write_all(pr.c, chunk, sizeof(chunk));
+		sent += sizeof(chunk);
+		hand_over(&pr, pr.c, &pr.s_err);
+		while (app_read(pr.s, sink, sizeof(sink)) > 0)
+			;
+		hand_over(&pr, pr.s, &pr.c_err);
+		info(pr.c, &ci);
+		if (ci.snd_held > most)
+			most = ci.snd_held;
+	}
+	ck_assert_uint_lt(most, MPS_ACK_HOLD_BYTES + sizeof(chunk));
+	ck_assert_uint_ge(most, MPS_ACK_HOLD_BYTES - sizeof(chunk));
+	/* ACK-only records, and a window record per eighth of the ring */
+	ck_assert_uint_le(records_out(pr.s) - s0,
+			  2 * (total / MPS_ACK_HOLD_BYTES + 1));
+	ck_assert_int_eq(pr.c_err, 0);
+	ck_assert_int_eq(pr.s_err, 0);
+	pair_free(&pr);
+}
+END_TEST
+
 START_TEST(a_bare_data_fin_has_subflow_sequence_zero_and_length_one)
 {
 	struct mps_conn_params p = params(MPS_VERSION_1, false);
@@ -1237,8 +1351,10 @@ struct link {
 	size_t len;
 	size_t rate; /* bytes delivered per round; 0: all */
 	uint32_t srtt_us;
-	uint64_t drate; /* delivery rate reported in the metrics */
-	uint64_t acked; /* bytes delivered so far (acked_bytes) */
+	uint64_t drate;		/* delivery rate reported in the metrics */
+	uint64_t cwnd;		/* cwnd_bytes reported; 0 unknown */
+	bool drate_app_limited; /* drate reported as application-limited */
+	uint64_t acked;		/* bytes delivered so far (acked_bytes) */
 };
 
 struct mp {
@@ -1306,6 +1422,8 @@ static void report_metrics(struct mps_conn *conn,
 		.delivery_rate = l->drate,
 		.room = l->len < LINK_LOWAT ? LINK_LOWAT - l->len : 0,
 		.acked_bytes = acked ? l->acked : 0,
+		.cwnd_bytes = l->cwnd,
+		.rate_app_limited = l->drate_app_limited,
 	};
 
 	mps_conn_sf_metrics(conn, sf, &m);
@@ -2022,6 +2140,48 @@ START_TEST(a_full_fast_subflow_leaves_part_of_a_long_backlog_to_the_slow_one)
 }
 END_TEST
 
+/*
+ * The hetero scenario of the benchmark (50 Mbit/s with 20 ms RTT, 20
+ * Mbit/s with 80 ms): the join's subflow has carried only its handshake,
+ * so its TCP_INFO delivery rate is an application-limited sample of a few
+ * kB/s.  Taken as the path's rate, it made every chunk look seconds away
+ * on that subflow, so the fast one got everything and the slow one never
+ * earned a better sample: no aggregation at all.  Its window per round
+ * trip must count instead.
+ */
+START_TEST(an_app_limited_delivery_rate_does_not_starve_a_slow_subflow)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn_event ev;
+	struct mps_conn_info ci;
+	uint64_t start;
+	struct mp mp;
+
+	p.snd_buf = 4 * MIB;
+	p.rcv_buf = 4 * MIB;
+	mp_init(&mp, &p);
+	mp.metrics = true;
+	mp_establish(&mp);
+	mp_join(&mp, false);
+	mp_pump(&mp);
+	expect_event(mp.pr.c, MPS_EV_SUBFLOW_ESTABLISHED, &ev);
+	mp_set_rate(&mp, 0, 6 * KIB, 20000);
+	mp.up[0].cwnd = 240 * KIB;
+	mp_set_rate(&mp, 1, 2 * KIB + KIB / 2, 80000);
+	mp.up[1].cwnd = 12 * 1448; /* its initial window */
+	mp.up[1].drate = 18000;	   /* the handshake's sample */
+	mp.up[1].drate_app_limited = true;
+	start = mp.now_us;
+	mp_transfer(&mp, 16 * MIB, NULL);
+	check_all_carry(&mp, 16 * MIB);
+	info(mp.pr.c, &ci);
+	ck_assert_uint_ge(ci.sf[1].bytes_out, 3 * MIB);
+	/* The fast path alone needs 2.73 s, both 1.93 s. */
+	ck_assert_uint_lt(mp.now_us - start, 2300000);
+	mp_free(&mp);
+}
+END_TEST
+
 static void fail_link1_at_3mb(struct mp *mp, uint64_t sent, uint64_t rcvd)
 {
 	(void)sent;
@@ -2329,6 +2489,32 @@ START_TEST(earliest_rates_come_from_delivery_rate_or_cwnd)
 	m.delivery_rate = 0;
 	m.srtt_us = 0;
 	ck_assert_uint_eq(mps_sched_rate(&m), 0);
+}
+END_TEST
+
+START_TEST(earliest_takes_an_app_limited_delivery_rate_as_a_lower_bound)
+{
+	/* A subflow that carried only its handshake: 12 segments of cwnd,
+	 * 80 ms, a delivery rate sample of 18 kB/s while app-limited. */
+	struct mps_sf_metrics m = {
+		.srtt_us = 80000,
+		.cwnd_bytes = 12 * 1448,
+		.delivery_rate = 18000,
+		.rate_app_limited = true,
+	};
+
+	ck_assert_uint_eq(mps_sched_rate(&m), 217200);
+	/* A sample above the window rate stands, app-limited or not. */
+	m.delivery_rate = 300000;
+	ck_assert_uint_eq(mps_sched_rate(&m), 300000);
+	/* A sample of a busy path is its rate, even below cwnd / srtt. */
+	m.delivery_rate = 18000;
+	m.rate_app_limited = false;
+	ck_assert_uint_eq(mps_sched_rate(&m), 18000);
+	/* Without cwnd or srtt the sample is all there is. */
+	m.rate_app_limited = true;
+	m.cwnd_bytes = 0;
+	ck_assert_uint_eq(mps_sched_rate(&m), 18000);
 }
 END_TEST
 
@@ -2783,6 +2969,8 @@ static Suite *conn_suite(void)
 		       data_beyond_the_advertised_window_resets_the_subflow);
 	suite_add_tcase(s, data);
 
+	tcase_add_test(data, a_request_and_its_answer_send_no_ack_only_record);
+	tcase_add_test(data, a_bulk_transfer_is_acked_within_the_hold_bound);
 	tcase_add_test(close, data_fin_both_ways_closes_the_connection);
 	tcase_add_test(
 		close,
@@ -2836,6 +3024,9 @@ static Suite *conn_suite(void)
 		a_full_fast_subflow_leaves_part_of_a_long_backlog_to_the_slow_one);
 	tcase_add_test(
 		mpath,
+		an_app_limited_delivery_rate_does_not_starve_a_slow_subflow);
+	tcase_add_test(
+		mpath,
 		a_subflow_frozen_both_ways_moves_data_acks_and_windows_elsewhere);
 	tcase_add_test(mpath, a_lone_stalled_subflow_is_used_again);
 	tcase_add_test(mpath, a_backup_subflow_idles_until_the_primary_fails);
@@ -2850,6 +3041,9 @@ static Suite *conn_suite(void)
 		sched,
 		earliest_fills_a_stale_slow_subflow_while_the_backlog_is_long);
 	tcase_add_test(sched, earliest_rates_come_from_delivery_rate_or_cwnd);
+	tcase_add_test(
+		sched,
+		earliest_takes_an_app_limited_delivery_rate_as_a_lower_bound);
 	tcase_add_test(sched, round_robin_alternates_over_subflows_with_room);
 	tcase_add_test(sched,
 		       backup_paths_are_eligible_only_without_a_regular_one);
