@@ -354,7 +354,7 @@ static int rx_join_syn(struct mps_conn *conn,
 		       const struct mps_mp_join *syn)
 {
 	struct mps_mp_join ans = {.form = MPS_JOIN_SYNACK};
-	uint8_t mac[MPS_JOIN_SYNACK_HMAC_LEN];
+	uint8_t mac[MPS_JOIN_TRUNC_HMAC_LEN];
 
 	if (syn->token != conn->local.token || !mps_conn_can_join(conn))
 		return sf_refuse(conn, sf, MPS_RST_MPTCP_ERROR);
@@ -390,7 +390,7 @@ static int rx_join_synack(struct mps_conn *conn,
 			  const struct mps_mp_join *sa)
 {
 	struct mps_mp_join ack = {.form = MPS_JOIN_ACK};
-	uint8_t mac[MPS_JOIN_SYNACK_HMAC_LEN];
+	uint8_t mac[MPS_JOIN_TRUNC_HMAC_LEN];
 
 	if (mps_crypto_join_synack_hmac(conn->version,
 					conn->local.key,
@@ -424,7 +424,7 @@ static int rx_join_ack(struct mps_conn *conn,
 		       struct mps_sf *sf,
 		       const struct mps_mp_join *ack)
 {
-	uint8_t mac[MPS_JOIN_ACK_HMAC_LEN];
+	uint8_t mac[MPS_JOIN_HMAC_LEN];
 
 	if (mps_crypto_join_ack_hmac(conn->version,
 				     conn->peer_key,

@@ -340,7 +340,7 @@ int mps_crypto_join_synack_hmac(enum mps_version version,
 				uint64_t key_b,
 				uint32_t nonce_a,
 				uint32_t nonce_b,
-				uint8_t out[MPS_JOIN_SYNACK_HMAC_LEN])
+				uint8_t out[MPS_JOIN_TRUNC_HMAC_LEN])
 {
 	uint8_t hmac[MPS_HASH_MAX_LEN];
 	int err;
@@ -353,7 +353,7 @@ int mps_crypto_join_synack_hmac(enum mps_version version,
 	if (err < 0)
 		return err;
 
-	memcpy(out, hmac, MPS_JOIN_SYNACK_HMAC_LEN);
+	memcpy(out, hmac, MPS_JOIN_TRUNC_HMAC_LEN);
 	return 0;
 }
 
@@ -362,7 +362,7 @@ int mps_crypto_join_ack_hmac(enum mps_version version,
 			     uint64_t key_b,
 			     uint32_t nonce_a,
 			     uint32_t nonce_b,
-			     uint8_t out[MPS_JOIN_ACK_HMAC_LEN])
+			     uint8_t out[MPS_JOIN_HMAC_LEN])
 {
 	uint8_t hmac[MPS_HASH_MAX_LEN];
 	int err;
@@ -374,7 +374,7 @@ int mps_crypto_join_ack_hmac(enum mps_version version,
 	if (err < 0)
 		return err;
 
-	memcpy(out, hmac, MPS_JOIN_ACK_HMAC_LEN);
+	memcpy(out, hmac, MPS_JOIN_HMAC_LEN);
 	return 0;
 }
 

@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "mptcpshim/wire.h"
+
 /* The protocol version decides the hash: v0 (RFC 6824) uses SHA-1, v1
  * (RFC 8684) uses SHA-256. The values are the version field's. */
 enum mps_version {
@@ -36,12 +38,10 @@ enum mps_version {
 #define MPS_SHA256_LEN 32
 #define MPS_HASH_MAX_LEN MPS_SHA256_LEN
 
-/* MP_JOIN: the SYN/ACK carries 64 bits, the third ACK 160 bits. */
-#define MPS_JOIN_SYNACK_HMAC_LEN 8
-#define MPS_JOIN_ACK_HMAC_LEN 20
-
-/* ADD_ADDR (v1 only) carries 64 bits. */
-#define MPS_ADD_ADDR_HMAC_LEN 8
+/*
+ * The HMAC lengths the options carry (MPS_JOIN_TRUNC_HMAC_LEN,
+ * MPS_JOIN_HMAC_LEN, MPS_ADD_ADDR_HMAC_LEN) are wire facts: wire.h has them.
+ */
 
 /* What a local key determines: the token names the connection in MP_JOIN,
  * the IDSN starts its data sequence space (RFC 8684 section 3.1). */
@@ -104,13 +104,13 @@ int mps_crypto_join_synack_hmac(enum mps_version version,
 				uint64_t key_b,
 				uint32_t nonce_a,
 				uint32_t nonce_b,
-				uint8_t out[MPS_JOIN_SYNACK_HMAC_LEN]);
+				uint8_t out[MPS_JOIN_TRUNC_HMAC_LEN]);
 int mps_crypto_join_ack_hmac(enum mps_version version,
 			     uint64_t key_a,
 			     uint64_t key_b,
 			     uint32_t nonce_a,
 			     uint32_t nonce_b,
-			     uint8_t out[MPS_JOIN_ACK_HMAC_LEN]);
+			     uint8_t out[MPS_JOIN_HMAC_LEN]);
 
 /*
  * ADD_ADDR (v1): rightmost 64 bits of HMAC-SHA256(Key-sender ||

@@ -183,7 +183,7 @@ END_TEST
 
 START_TEST(join_synack_hmac_matches_the_v1_and_v0_vectors)
 {
-	uint8_t out[MPS_JOIN_SYNACK_HMAC_LEN];
+	uint8_t out[MPS_JOIN_TRUNC_HMAC_LEN];
 
 	ck_assert_int_eq(mps_crypto_join_synack_hmac(
 			     MPS_V1, KEY_A, KEY_B, NONCE_A, NONCE_B, out),
@@ -199,7 +199,7 @@ END_TEST
 
 START_TEST(join_ack_hmac_matches_the_v1_and_v0_vectors)
 {
-	uint8_t out[MPS_JOIN_ACK_HMAC_LEN];
+	uint8_t out[MPS_JOIN_HMAC_LEN];
 
 	ck_assert_int_eq(mps_crypto_join_ack_hmac(
 			     MPS_V1, KEY_A, KEY_B, NONCE_A, NONCE_B, out),
@@ -217,8 +217,8 @@ END_TEST
 
 START_TEST(a_received_hmac_verifies_only_when_every_bit_matches)
 {
-	uint8_t mine[MPS_JOIN_ACK_HMAC_LEN];
-	uint8_t theirs[MPS_JOIN_ACK_HMAC_LEN];
+	uint8_t mine[MPS_JOIN_HMAC_LEN];
+	uint8_t theirs[MPS_JOIN_HMAC_LEN];
 
 	ck_assert_int_eq(mps_crypto_join_ack_hmac(
 			     MPS_V1, KEY_A, KEY_B, NONCE_A, NONCE_B, mine),
@@ -299,8 +299,8 @@ END_TEST
 /* HMACs from many threads at once must all be right (shared contexts). */
 static void *hmac_worker(void *arg)
 {
-	uint8_t out[MPS_JOIN_SYNACK_HMAC_LEN];
-	uint8_t want[MPS_JOIN_SYNACK_HMAC_LEN];
+	uint8_t out[MPS_JOIN_TRUNC_HMAC_LEN];
+	uint8_t want[MPS_JOIN_TRUNC_HMAC_LEN];
 	long bad = 0;
 
 	(void)arg;
