@@ -47,8 +47,10 @@ case_ok()
 	fi
 }
 
+# 16 MiB, so that the parent's connection lasts long enough (about a
+# second) for its join on path 1 to come up while it runs.
 compat_paths_start fork
-case_ok fork-inherit fork-inherit --bytes 1048576
+case_ok fork-inherit fork-inherit --bytes 16777216
 case_ok fork-new fork-new --children 4 --bytes 262144
 compat_paths_stop fork
 
