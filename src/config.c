@@ -461,7 +461,8 @@ int mps_config_max_subflows(struct mps_config *cfg, const char *value)
 	cfg->max_subflows = MPS_CONFIG_SUBFLOWS_DEFAULT;
 	if (!value)
 		return 0;
-	if (parse_number(value, strlen(value), 1, MPS_CONFIG_SUBFLOWS_MAX, &n) ==
+	if (parse_number(
+		    value, strlen(value), 1, MPS_CONFIG_SUBFLOWS_MAX, &n) ==
 	    0) {
 		cfg->max_subflows = (int)n;
 		return 0;

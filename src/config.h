@@ -61,7 +61,7 @@ enum mps_convert_mode {
 
 /* One local interface or address, in MPTCPSHIM_PATHS or _BACKUP. */
 struct mps_path_sel {
-	int family;			   /* 0: by name; AF_INET, AF_INET6 */
+	int family;			    /* 0: by name; AF_INET, AF_INET6 */
 	char ifname[MPS_CONFIG_IFNAME_MAX]; /* family 0 */
 	uint8_t addr[16];		   /* network byte order */
 };

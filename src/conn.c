@@ -1452,7 +1452,8 @@ rcv_same(struct mps_conn *conn, uint64_t dsn, const uint8_t *data, size_t n)
  * wins; the subflow that brought the other one is reset (MP_TCPRST,
  * reason 1) and the runtime hears of it.  Returns a negative errno.
  */
-static int rx_inconsistent(struct mps_conn *conn, struct mps_sf *sf, uint64_t dsn)
+static int
+rx_inconsistent(struct mps_conn *conn, struct mps_sf *sf, uint64_t dsn)
 {
 	struct mps_conn_event *ev;
 

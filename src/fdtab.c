@@ -206,8 +206,8 @@ int mps_fdtab_floor(void)
 	struct rlimit rl;
 	rlim_t floor = MPS_FDTAB_FLOOR_MAX;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur / 2 < floor)
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < floor)
 		floor = rl.rlim_cur / 2;
 	if (floor > mps_fdtab_size / 2)
 		floor = mps_fdtab_size / 2;

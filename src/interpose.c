@@ -41,8 +41,9 @@
  *   address buffer, report its length as 0, as Linux TCP does for a
  *   connected socket (tcp_recvmsg() leaves the name alone and the socket
  *   layer copies out the length 0 it started with);
- *   sendto/sendmsg ignore an address and ancillary data, as TCP does.  shutdown, poll, epoll,
- *   sendfile and splice work on the socketpair natively.
+ *   sendto/sendmsg ignore an address and ancillary data, as TCP does.
+ *   shutdown, poll, epoll, sendfile and splice work on the socketpair
+ *   natively.
  * - Several numbers of one socket (dup, dup2, dup3, F_DUPFD) share its
  *   state; close() forgets one number, and the loop sees end of stream
  *   when the last copy of the program's end is closed.

@@ -1027,7 +1027,8 @@ static void ev_addr_added(struct lconn *lc, const struct mps_conn_event *ev)
 			p = &lc->peers[i];
 	if (!p)
 		return;
-	len = mps_pm_from_wire(&ev->addr, port, lc->sf[0].peer.ss_family, &p->sa);
+	len = mps_pm_from_wire(
+		&ev->addr, port, lc->sf[0].peer.ss_family, &p->sa);
 	if (len < 0)
 		return;
 	p->used = true;
@@ -1676,7 +1677,10 @@ static void lc_connected(struct lconn *lc)
 	}
 	if (!shim)
 		mps_neg_cache_plain((struct sockaddr *)&lc->dst, lc->dst_len);
-	mps_info("connected", "fd=%d mode=%s", kfd, shim ? "mptcp" : "plain-relay");
+	mps_info("connected",
+		 "fd=%d mode=%s",
+		 kfd,
+		 shim ? "mptcp" : "plain-relay");
 	lc_pump(lc);
 }
 

@@ -119,13 +119,12 @@ int mps_pm_from_wire(const struct mps_addr *a,
 
 const char *mps_pm_ntop(const struct sockaddr *sa, char *buf, size_t len)
 {
-	const void *src = sa->sa_family == AF_INET
-				  ? (const void *)&((const struct sockaddr_in *)
-							    sa)
-					    ->sin_addr
-				  : (const void *)&((const struct sockaddr_in6 *)
-							    sa)
-					    ->sin6_addr;
+	const void *src =
+		sa->sa_family == AF_INET
+			? (const void *)&((const struct sockaddr_in *)sa)
+				  ->sin_addr
+			: (const void *)&((const struct sockaddr_in6 *)sa)
+				  ->sin6_addr;
 
 	if (!inet_ntop(sa->sa_family, src, buf, (socklen_t)len))
 		snprintf(buf, len, "?");
@@ -318,12 +317,14 @@ void mps_pm_tune(int fd)
 {
 	int lowat = MPS_PM_NOTSENT_LOWAT;
 
-	mps_libc()->setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+	mps_libc()->setsockopt(
+		fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 }
 
 void mps_pm_user_timeout(int fd, unsigned int ms)
 {
-	mps_libc()->setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+	mps_libc()->setsockopt(
+		fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
 }
 
 int mps_pm_metrics(int fd, struct mps_sf_metrics *m)

@@ -359,7 +359,12 @@ END_TEST
 START_TEST(test_paths_bad_list_uses_every_interface)
 {
 	static const char *const bad[] = {
-		"", "eth0,", ",eth0", "a/b", "waytoolonginterfacename", "[1.2.3",
+		"",
+		"eth0,",
+		",eth0",
+		"a/b",
+		"waytoolonginterfacename",
+		"[1.2.3",
 	};
 	size_t i;
 

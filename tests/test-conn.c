@@ -2110,7 +2110,7 @@ END_TEST
  * metrics never refresh.  With a long backlog the fast subflow is busy
  * anyway: the slow one must be filled.
  */
-START_TEST(a_full_fast_subflow_leaves_part_of_a_long_backlog_to_the_slow_one)
+START_TEST(a_full_fast_subflow_leaves_backlog_to_the_slow_one)
 {
 	struct mps_conn_params p = params(MPS_VERSION_1, false);
 	struct mps_conn_event ev;
@@ -2299,7 +2299,7 @@ static void freeze_link0_at_1mb(struct mp *mp, uint64_t sent, uint64_t rcvd)
  * the peer's window never reopens; each end finds the dead subflow
  * stalled, the receiving side too (its TCP acknowledges nothing).
  */
-START_TEST(a_subflow_frozen_both_ways_moves_data_acks_and_windows_elsewhere)
+START_TEST(a_frozen_subflow_moves_data_acks_and_windows_away)
 {
 	struct mps_conn_info ci, si;
 	struct mp mp;
@@ -2660,13 +2660,14 @@ static void check_inconsistent_copy(bool read_first)
 	mp_free(&mp);
 }
 
-START_TEST(a_different_copy_of_held_data_resets_the_subflow_that_brought_it)
+START_TEST(a_different_copy_of_held_data_resets_its_subflow)
 {
 	check_inconsistent_copy(false);
 }
 END_TEST
 
-START_TEST(a_different_copy_of_delivered_data_resets_the_subflow_that_brought_it)
+START_TEST(
+	a_different_copy_of_delivered_data_resets_its_subflow)
 {
 	check_inconsistent_copy(true);
 }
@@ -2952,8 +2953,8 @@ static Suite *conn_suite(void)
 
 	tcase_add_test(cs, checksums_are_used_when_either_end_requires_them);
 	tcase_add_test(cs, data_records_carry_a_valid_checksum);
-	tcase_add_test(cs,
-		       a_bad_checksum_on_the_only_subflow_falls_back_with_mp_fail);
+	tcase_add_test(
+		cs, a_bad_checksum_on_the_only_subflow_falls_back_with_mp_fail);
 	tcase_add_test(cs, mp_fail_without_checksums_is_ignored_and_counted);
 	suite_add_tcase(s, cs);
 
@@ -3021,13 +3022,13 @@ static Suite *conn_suite(void)
 		a_frozen_subflow_has_its_data_reinjected_after_the_stall_time);
 	tcase_add_test(
 		mpath,
-		a_full_fast_subflow_leaves_part_of_a_long_backlog_to_the_slow_one);
+		a_full_fast_subflow_leaves_backlog_to_the_slow_one);
 	tcase_add_test(
 		mpath,
 		an_app_limited_delivery_rate_does_not_starve_a_slow_subflow);
 	tcase_add_test(
 		mpath,
-		a_subflow_frozen_both_ways_moves_data_acks_and_windows_elsewhere);
+		a_frozen_subflow_moves_data_acks_and_windows_away);
 	tcase_add_test(mpath, a_lone_stalled_subflow_is_used_again);
 	tcase_add_test(mpath, a_backup_subflow_idles_until_the_primary_fails);
 	tcase_add_test(mpath, mp_prio_makes_a_subflow_backup_at_the_peer);
@@ -3052,16 +3053,17 @@ static Suite *conn_suite(void)
 	TCase *sec = tcase_create("security");
 
 	tcase_set_timeout(sec, 60);
-	tcase_add_test(sec,
-		       a_bad_checksum_with_another_subflow_resets_it_and_reinjects);
 	tcase_add_test(
 		sec,
-		a_different_copy_of_held_data_resets_the_subflow_that_brought_it);
+		a_bad_checksum_with_another_subflow_resets_it_and_reinjects);
 	tcase_add_test(
 		sec,
-		a_different_copy_of_delivered_data_resets_the_subflow_that_brought_it);
-	tcase_add_test(sec,
-		       replayed_joins_are_refused_and_half_open_joins_are_capped);
+		a_different_copy_of_held_data_resets_its_subflow);
+	tcase_add_test(
+		sec,
+		a_different_copy_of_delivered_data_resets_its_subflow);
+	tcase_add_test(
+		sec, replayed_joins_are_refused_and_half_open_joins_are_capped);
 	tcase_add_test(
 		sec,
 		remove_addr_and_mp_prio_count_only_from_authenticated_subflows);

@@ -28,8 +28,8 @@
  * any thread.  Decoders never read outside [buf, buf + len).  Encoders
  * refuse to write anything the decoders would reject.
  */
-#ifndef MPTCPSHIM_WIRE_H
-#define MPTCPSHIM_WIRE_H
+#ifndef MPS_WIRE_H
+#define MPS_WIRE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -346,4 +346,4 @@ const char *mps_wire_strerror(int err);
 const char *mps_wire_subtype_name(int subtype);
 const char *mps_wire_reason_name(int reason);
 
-#endif /* MPTCPSHIM_WIRE_H */
+#endif /* MPS_WIRE_H */
