@@ -20,28 +20,14 @@ import hashlib
 import os
 import resource
 import selectors
-import signal
 import socket
 import sys
 import threading
 import time
 
 
-def die(msg):
-    print("compat-tool: " + msg, file=sys.stderr, flush=True)
-    os._exit(1)
-
-
-def set_deadline(seconds, what):
-    def on_alarm(_signum, _frame):
-        die("%s: timed out after %ss" % (what, seconds))
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(seconds))
-
-
-def family_of(addr):
-    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nettool import die, family_of, set_deadline  # noqa: E402
 
 
 def pattern(tag, n):

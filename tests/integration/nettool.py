@@ -35,9 +35,12 @@ CHUNK = 65536
 
 
 def die(msg):
-    """Print one line saying why, and exit 1."""
-    print("nettool: " + msg, file=sys.stderr, flush=True)
-    sys.exit(1)
+    """Print one line saying why, and exit 1 at once: also from a thread
+    or a forked child, where sys.exit() would not end the process."""
+    prog = os.path.basename(sys.argv[0]).removesuffix(".py")
+    sys.stdout.flush()
+    print(prog + ": " + msg, file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 def set_deadline(seconds, what):
