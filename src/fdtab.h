@@ -83,6 +83,9 @@ struct mps_sock {
 	int sndbuf_saved;	 /* the program end's SO_SNDBUF before the
 				    filler, as getsockopt() gave it */
 	atomic_bool linger_zero; /* SO_LINGER on with a zero timeout */
+	atomic_int nodelay;	 /* the program's TCP_NODELAY once converted:
+				    0 never set, else the value + 1 (the
+				    subflows keep theirs on: pathmgr.h) */
 
 	/* Under fwd_lock (taken before the table lock, never after it):
 	 * the kernel socket of subflow 0 and SO_LINGER as set. */

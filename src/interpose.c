@@ -833,6 +833,9 @@ getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return mps_libc()->getsockopt(fd, level, name, val, len);
 	if (level == SOL_SOCKET)
 		return sol_socket_get(fd, s, name, val, len);
+	if (level == IPPROTO_TCP && name == TCP_NODELAY &&
+	    atomic_load(&s->nodelay) != 0)
+		return put_int(val, len, atomic_load(&s->nodelay) - 1);
 	if (forwarded_level(level))
 		return forward_get(s, level, name, val, len);
 	return mps_libc()->getsockopt(fd, level, name, val, len);
@@ -875,6 +878,28 @@ static int sol_socket_set(
 	return mps_libc()->setsockopt(fd, SOL_SOCKET, name, val, len);
 }
 
+/*
+ * TCP_NODELAY on a converted socket.  Subflows that carry records keep
+ * Nagle off whatever the program asks (pathmgr.h): our own signalling
+ * records are short segments that Nagle would hold the program's next
+ * write behind.  The wish is kept for getsockopt(), and turning Nagle
+ * off is still forwarded, for a connection that turned out plain.
+ */
+static int set_nodelay(struct mps_sock *s, const void *val, socklen_t len)
+{
+	int v;
+
+	if (!val || len < sizeof(int)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(&v, val, sizeof(v));
+	atomic_store(&s->nodelay, v ? 2 : 1);
+	if (v)
+		return forward_set(s, IPPROTO_TCP, TCP_NODELAY, val, len);
+	return 0;
+}
+
 MPS_EXPORT int
 setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
@@ -891,6 +916,8 @@ setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	}
 	if (level == SOL_SOCKET)
 		return sol_socket_set(fd, s, name, val, len);
+	if (level == IPPROTO_TCP && name == TCP_NODELAY)
+		return set_nodelay(s, val, len);
 	if (forwarded_level(level))
 		return forward_set(s, level, name, val, len);
 	return mps_libc()->setsockopt(fd, level, name, val, len);

@@ -18,6 +18,7 @@
  *   (MPS_PM_NOTSENT_LOWAT): writability then means "little unsent", and
  *   room = lowat - tcpi_notsent_bytes tells the scheduler how much more
  *   it may hand the kernel before the queue hides the path's speed.
+ *   It also gets TCP_NODELAY: see mps_pm_tune() in pathmgr.h.
  * - Link down is IFF_UP or IFF_RUNNING clear in RTM_NEWLINK (or
  *   RTM_DELLINK); link up is both set.  Every RTM_NEWLINK that says up is
  *   reported (the kernel sends several per change); callers treat up as
@@ -317,8 +318,11 @@ void mps_pm_tune(int fd)
 {
 	int lowat = MPS_PM_NOTSENT_LOWAT;
 
+	int one = 1;
+
 	mps_libc()->setsockopt(
 		fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+	mps_libc()->setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 void mps_pm_user_timeout(int fd, unsigned int ms)

@@ -195,6 +195,29 @@ static void case_connect_high(void)
 	close(1600);
 }
 
+/* TCP_NODELAY reads back as the program set it, off then on (the
+ * subflows themselves keep it on: libmptcpshim(7)). */
+static void case_nodelay_wish(void)
+{
+	int fd = connect_fd(), v, off = 0, on = 1;
+	socklen_t len = sizeof(v);
+	const char *err = NULL;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &off, sizeof(off)) < 0 ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) < 0)
+		err = strerror(errno);
+	else if (v != 0)
+		err = "TCP_NODELAY set to 0 reads back as nonzero";
+	else if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) <
+			 0 ||
+		 getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) < 0)
+		err = strerror(errno);
+	else if (v == 0)
+		err = "TCP_NODELAY set to 1 reads back as 0";
+	verdict("TCP_NODELAY reads back as set", err ? err : exchange(fd, 6));
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	struct rlimit rl = { 4096, 4096 };
@@ -210,6 +233,7 @@ int main(int argc, char **argv)
 	case_dup2_over();
 	case_close_one_of_many();
 	case_dupfd_cloexec();
+	case_nodelay_wish();
 	/* the limit is raised after the library has started */
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
 		perror("setrlimit");

@@ -4,8 +4,9 @@
 # small C client (compat-fds.c, compiled here with cc), shimmed, against a
 # shimmed echo server, over two emulated paths: dup2 over a converted
 # descriptor, closing two of three duplicates (the connection lives on),
-# F_DUPFD_CLOEXEC, dup2 to 1500 after raising RLIMIT_NOFILE (getpeername
-# and TCP_NODELAY answered there), and a socket moved to 1600 before its
+# F_DUPFD_CLOEXEC, TCP_NODELAY read back as the program set it (off, then
+# on), dup2 to 1500 after raising RLIMIT_NOFILE (getpeername and
+# TCP_NODELAY answered there), and a socket moved to 1600 before its
 # connect.  After each, 256 KiB go through the resulting descriptor and
 # every byte of the echo is checked.  The same client runs unshimmed
 # first, to prove the helper itself.  The shimmed run's streams are
