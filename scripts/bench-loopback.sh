@@ -29,7 +29,8 @@
 #
 # Usage: bench-loopback.sh path/to/libmptcpshim.so [another.so ...]
 # Environment: DURATION (seconds per iperf3 run, default 3), ROUNDS
-# (timed round trips, default 20000).
+# (timed round trips, default 20000), BENCH_SUMMARY (a file that also
+# receives every figure as KEY=VALUE lines, for bench/targets.sh).
 
 set -u
 
@@ -330,4 +331,13 @@ for mode in $MODES; do
 done
 [ "$HAVE_KERNEL" -eq 1 ] ||
 	echo "kernel MPTCP: not measured (no mptcpize or net.mptcp.enabled)"
+if [ -n "${BENCH_SUMMARY:-}" ]; then
+	for mode in $MODES; do
+		echo "up_$mode=${UP[$mode]}"
+		echo "down_$mode=${DOWN[$mode]}"
+		for cpus in $PLACEMENTS; do
+			echo "p50_${cpus}_$mode=${P50[$mode $cpus]}"
+		done
+	done >"$BENCH_SUMMARY"
+fi
 exit 0
