@@ -197,8 +197,11 @@ struct lconn {
 	bool multi;	  /* user timeouts set: more than one live subflow */
 	int nsf;	  /* subflows added to the core (or 1) */
 	struct lsf sf[MPS_CONN_MAX_SUBFLOWS];
-	struct latt att[MPS_MAX_ATTEMPTS];
-	struct lpeer peers[MPS_CONN_MAX_ADDRS];
+	/* Allocated when first needed, so that a connection that joins
+	 * nothing (every server's, a single-path client's) does not carry
+	 * them: 7 KiB of the 11 an idle connection held here. */
+	struct latt *att;     /* MPS_MAX_ATTEMPTS, or NULL: natt() */
+	struct lpeer *peers;  /* MPS_CONN_MAX_ADDRS, or NULL: npeers() */
 	struct ring to_app, to_sf; /* LC_RELAY only */
 	struct lconn *next_req;	   /* in the queue, before the loop has it */
 	struct lconn *prev, *next; /* every connection of the loop */
@@ -245,6 +248,17 @@ static void io_want(ev_io *w, bool on)
 		ev_io_start(loop, w);
 	else if (!on && ev_is_active(w))
 		ev_io_stop(loop, w);
+}
+
+/* Join attempts and peer addresses of lc so far (see struct lconn). */
+static int natt(const struct lconn *lc)
+{
+	return lc->att ? MPS_MAX_ATTEMPTS : 0;
+}
+
+static int npeers(const struct lconn *lc)
+{
+	return lc->peers ? MPS_CONN_MAX_ADDRS : 0;
 }
 
 static bool sf_open(const struct lsf *sf)
@@ -609,7 +623,7 @@ static void lc_unqueue_watchers(struct lconn *lc)
 		io_want(&lc->sf[i].r, false);
 		io_want(&lc->sf[i].w, false);
 	}
-	for (i = 0; i < MPS_MAX_ATTEMPTS; i++)
+	for (i = 0; i < natt(lc); i++)
 		if (lc->att[i].used)
 			io_want(&lc->att[i].cw, false);
 	ev_timer_stop(loop, &lc->timer);
@@ -621,7 +635,7 @@ static void att_close_all(struct lconn *lc)
 {
 	int i;
 
-	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+	for (i = 0; i < natt(lc); i++) {
 		if (lc->att[i].used && lc->att[i].fd >= 0) {
 			mps_fdtab_close(lc->att[i].fd);
 			lc->att[i].fd = -1;
@@ -668,6 +682,8 @@ static void lc_finish(struct lconn *lc, int err, bool rst)
 		mps_conn_free(lc->core);
 	free(lc->to_app.buf);
 	free(lc->to_sf.buf);
+	free(lc->att);
+	free(lc->peers);
 	free(lc);
 }
 
@@ -1008,7 +1024,7 @@ static struct lpeer *peer_by_id(struct lconn *lc, uint8_t id)
 {
 	int i;
 
-	for (i = 0; i < MPS_CONN_MAX_ADDRS; i++)
+	for (i = 0; i < npeers(lc); i++)
 		if (lc->peers[i].used && lc->peers[i].id == id)
 			return &lc->peers[i];
 	return NULL;
@@ -1022,7 +1038,9 @@ static void ev_addr_added(struct lconn *lc, const struct mps_conn_event *ev)
 
 	if (!port)
 		port = ntohs(((struct sockaddr_in *)&lc->sf[0].peer)->sin_port);
-	for (i = 0; !p && i < MPS_CONN_MAX_ADDRS; i++)
+	if (!lc->peers)
+		lc->peers = calloc(MPS_CONN_MAX_ADDRS, sizeof(*lc->peers));
+	for (i = 0; !p && i < npeers(lc); i++)
 		if (!lc->peers[i].used)
 			p = &lc->peers[i];
 	if (!p)
@@ -1054,7 +1072,7 @@ static void ev_addr_removed(struct lconn *lc, uint8_t id)
 		mps_conn_sf_closed(lc->core, i, 0);
 		sf_close_fd(lc, sf, true);
 	}
-	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+	for (i = 0; i < natt(lc); i++) {
 		struct latt *a = &lc->att[i];
 
 		if (a->used && a->peer_id == id) {
@@ -1187,7 +1205,7 @@ att_get(struct lconn *lc, const struct mps_path *path, const struct lpeer *p)
 	struct latt *free_slot = NULL;
 	int i;
 
-	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+	for (i = 0; i < natt(lc); i++) {
 		struct latt *a = &lc->att[i];
 
 		if (!a->used) {
@@ -1199,6 +1217,10 @@ att_get(struct lconn *lc, const struct mps_path *path, const struct lpeer *p)
 		    mps_pm_same_addr((struct sockaddr *)&a->path.addr,
 				     (struct sockaddr *)&path->addr))
 			return a;
+	}
+	if (!lc->att) {
+		lc->att = calloc(MPS_MAX_ATTEMPTS, sizeof(*lc->att));
+		free_slot = lc->att;
 	}
 	if (!free_slot)
 		return NULL;
@@ -1216,7 +1238,7 @@ static int connecting_count(const struct lconn *lc)
 {
 	int i, n = 0;
 
-	for (i = 0; i < MPS_MAX_ATTEMPTS; i++)
+	for (i = 0; i < natt(lc); i++)
 		n += lc->att[i].used && lc->att[i].fd >= 0;
 	return n;
 }
@@ -1262,7 +1284,7 @@ static uint64_t att_next_time(struct lconn *lc)
 	uint64_t next = 0, t;
 	int i;
 
-	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+	for (i = 0; i < natt(lc); i++) {
 		struct latt *a = &lc->att[i];
 
 		if (!a->used || a->sf >= 0)
@@ -1296,7 +1318,7 @@ static void pm_try_pairs(struct lconn *lc,
 	int i, j;
 
 	for (i = 0; i < npaths; i++) {
-		for (j = 0; j < MPS_CONN_MAX_ADDRS; j++) {
+		for (j = 0; j < npeers(lc); j++) {
 			struct lpeer *p = &lc->peers[j];
 			struct latt *a;
 
@@ -1396,7 +1418,7 @@ static void pm_timer_cb(struct ev_loop *l, ev_timer *w, int revents)
 
 	(void)l;
 	(void)revents;
-	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+	for (i = 0; i < natt(lc); i++) {
 		struct latt *a = &lc->att[i];
 
 		if (a->used && a->fd >= 0 && a->deadline <= now)
@@ -1503,7 +1525,7 @@ static bool close_on(struct lconn *lc,
 			sf_close_fd(lc, sf, true);
 		any = true;
 	}
-	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+	for (i = 0; i < natt(lc); i++) {
 		struct latt *a = &lc->att[i];
 
 		if (a->used && a->fd >= 0 && a->path.ifindex == ifindex &&
@@ -1518,7 +1540,7 @@ static void retry_now(struct lconn *lc)
 {
 	int i;
 
-	for (i = 0; i < MPS_MAX_ATTEMPTS; i++) {
+	for (i = 0; i < natt(lc); i++) {
 		lc->att[i].retry_at = 0;
 		lc->att[i].backoff_s = MPS_RETRY_MIN_S;
 	}
