@@ -135,6 +135,7 @@ enum sf_phase {
 
 /* Everything of one subflow.  Owned by the event-loop thread. */
 struct mps_sf {
+	int num;  /* its index in mps_conn.sf */
 	bool used;
 	bool closed; /* the caller reported end of stream or error */
 	bool dead;   /* input is ignored: reset, or the peer reset it */
@@ -288,7 +289,9 @@ struct mps_conn {
 
 	struct mps_conn_stats stats;
 	int nsf;
-	struct mps_sf sf[MPS_CONN_MAX_SF];
+	/* allocated one by one (mps__sf_new()), so that a connection with
+	 * one subflow does not carry the other seven: 11 KiB */
+	struct mps_sf *sf[MPS_CONN_MAX_SF];
 
 	/* multipath */
 	uint64_t now_us;       /* the clock, from mps_conn_tick() */
@@ -324,9 +327,9 @@ struct mps_conn {
 
 static inline struct mps_sf *conn_sf(struct mps_conn *conn, int sf)
 {
-	if (sf < 0 || sf >= conn->nsf || !conn->sf[sf].used)
+	if (sf < 0 || sf >= conn->nsf || !conn->sf[sf]->used)
 		return NULL;
-	return &conn->sf[sf];
+	return conn->sf[sf];
 }
 
 static inline bool conn_is_over(const struct mps_conn *conn)
@@ -353,7 +356,8 @@ static inline void sf_drop_unsent(struct mps_sf *sf)
 
 static inline int sf_index(const struct mps_conn *conn, const struct mps_sf *sf)
 {
-	return (int)(sf - conn->sf);
+	(void)conn;
+	return sf->num;
 }
 
 /* Established and still part of the connection. */

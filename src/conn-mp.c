@@ -72,7 +72,7 @@ bool mps__conn_has_other(const struct mps_conn *conn, const struct mps_sf *sf)
 	int i;
 
 	for (i = 0; i < conn->nsf; i++)
-		if (&conn->sf[i] != sf && sf_live(&conn->sf[i]))
+		if (conn->sf[i] != sf && sf_live(conn->sf[i]))
 			return true;
 	return false;
 }
@@ -205,11 +205,11 @@ static void conn_unstall_if_alone(struct mps_conn *conn)
 	int i;
 
 	for (i = 0; i < conn->nsf; i++)
-		if (sf_data_ok(&conn->sf[i]))
+		if (sf_data_ok(conn->sf[i]))
 			return;
 	for (i = 0; i < conn->nsf; i++)
-		if (sf_live(&conn->sf[i]))
-			conn->sf[i].stalled = false;
+		if (sf_live(conn->sf[i]))
+			conn->sf[i]->stalled = false;
 }
 
 /*
@@ -224,11 +224,11 @@ static void conn_forget_metrics_if_one(struct mps_conn *conn)
 	int i;
 
 	for (i = 0; i < conn->nsf; i++) {
-		if (!sf_live(&conn->sf[i]))
+		if (!sf_live(conn->sf[i]))
 			continue;
 		if (last)
 			return;
-		last = &conn->sf[i];
+		last = conn->sf[i];
 	}
 	if (!last)
 		return;
@@ -632,7 +632,7 @@ static struct mps_sf *stall_suspect(struct mps_conn *conn)
 	int i;
 
 	for (i = 0; i < conn->nsf; i++) {
-		struct mps_sf *sf = &conn->sf[i];
+		struct mps_sf *sf = conn->sf[i];
 		unsigned int k;
 
 		if (!sf_data_ok(sf))
@@ -652,7 +652,7 @@ bool mps__conn_other_data_ok(const struct mps_conn *conn,
 	int i;
 
 	for (i = 0; i < conn->nsf; i++)
-		if (&conn->sf[i] != sf && sf_data_ok(&conn->sf[i]))
+		if (conn->sf[i] != sf && sf_data_ok(conn->sf[i]))
 			return true;
 	return false;
 }
@@ -700,7 +700,7 @@ static uint64_t tick_no_progress(struct mps_conn *conn)
 	int i;
 
 	for (i = 0; i < conn->nsf; i++) {
-		struct mps_sf *sf = &conn->sf[i];
+		struct mps_sf *sf = conn->sf[i];
 		uint64_t limit, idle;
 
 		if (!sf_data_ok(sf) || !sf->acked_known ||

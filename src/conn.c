@@ -216,7 +216,7 @@ static void conn_drop_unsent(struct mps_conn *conn)
 	int i;
 
 	for (i = 0; i < conn->nsf; i++)
-		sf_drop_unsent(&conn->sf[i]);
+		sf_drop_unsent(conn->sf[i]);
 }
 
 static void conn_check_closed(struct mps_conn *conn)
@@ -249,7 +249,7 @@ void mps__snd_release(struct mps_conn *conn)
 	int i;
 
 	for (i = 0; i < conn->nsf; i++) {
-		const struct mps_sf *sf = &conn->sf[i];
+		const struct mps_sf *sf = conn->sf[i];
 		unsigned int k;
 
 		for (k = 0; k < sf->outq_len; k++) {
@@ -356,7 +356,7 @@ static void snd_rebase(struct mps_conn *conn)
 	conn->snd_end = first + held;
 	conn->snd_right = first + MPS_CONN_INITIAL_WINDOW;
 	for (i = 0; i < conn->nsf; i++)
-		conn->sf[i].ack_rcvd = first;
+		conn->sf[i]->ack_rcvd = first;
 }
 
 /* The peer's key is known: its data starts at its IDSN + 1. */
@@ -385,7 +385,7 @@ static int peer_set_key(struct mps_conn *conn, uint64_t key, int version)
 	conn->rcv_right = first + MPS_CONN_INITIAL_WINDOW;
 	conn->ack_told = first; /* the ACK implied so far (ack_urgent()) */
 	for (i = 0; i < conn->nsf; i++)
-		conn->sf[i].ack_sent = first;
+		conn->sf[i]->ack_sent = first;
 	return 0;
 }
 
@@ -469,8 +469,10 @@ void mps_conn_free(struct mps_conn *conn)
 	if (conn->reasm_ready)
 		mps_reasm_destroy(&conn->reasm);
 	for (i = 0; i < conn->nsf; i++) {
-		mps__sf_half_open_end(conn, &conn->sf[i]);
-		free(conn->sf[i].rx_stage);
+		mps__sf_half_open_end(conn, conn->sf[i]);
+		free(conn->sf[i]->rx_stage);
+		mps_crypto_wipe(conn->sf[i], sizeof(*conn->sf[i]));
+		free(conn->sf[i]);
 	}
 	ring_free(&conn->snd);
 	ring_free(&conn->rcv);
@@ -492,7 +494,9 @@ size_t mps_conn_mem_bound(const struct mps_conn_params *params)
 
 	if (rcv < MPS_CONN_INITIAL_WINDOW)
 		rcv = MPS_CONN_INITIAL_WINDOW;
-	return sizeof(struct mps_conn) + params->snd_buf + rcv +
+	return sizeof(struct mps_conn) +
+	       (size_t)MPS_CONN_MAX_SF * sizeof(struct mps_sf) +
+	       params->snd_buf + rcv +
 	       (rcv + MPS_CONN_REASM_SLACK) + MPS_CONN_HIST +
 	       (size_t)MPS_CONN_MAX_SF * MPS_WIRE_PAYLOAD_MAX;
 }
@@ -500,13 +504,13 @@ size_t mps_conn_mem_bound(const struct mps_conn_params *params)
 size_t mps_conn_mem_used(const struct mps_conn *conn)
 {
 	size_t n = sizeof(*conn) + conn->snd.cap + conn->rcv.cap +
-		   conn->hist.cap;
+		   conn->hist.cap + (size_t)conn->nsf * sizeof(struct mps_sf);
 	int i;
 
 	if (conn->reasm_ready)
 		n += mps_reasm_mem_used(&conn->reasm);
 	for (i = 0; i < conn->nsf; i++)
-		if (conn->sf[i].rx_stage)
+		if (conn->sf[i]->rx_stage)
 			n += MPS_WIRE_PAYLOAD_MAX;
 	return n;
 }
@@ -518,8 +522,11 @@ struct mps_sf *mps__sf_new(struct mps_conn *conn)
 
 	if (conn->nsf >= MPS_CONN_MAX_SF)
 		return NULL;
-	sf = &conn->sf[conn->nsf++];
-	memset(sf, 0, sizeof(*sf));
+	sf = calloc(1, sizeof(*sf));
+	if (!sf)
+		return NULL;
+	sf->num = conn->nsf;
+	conn->sf[conn->nsf++] = sf;
 	sf->used = true;
 	sf->rx_ssn = 1;
 	sf->tx_ssn = 1;
@@ -538,7 +545,8 @@ int mps_conn_sf_add(struct mps_conn *conn)
 	if (conn_is_over(conn))
 		return -ENOTCONN;
 
-	mps__sf_new(conn);
+	if (!mps__sf_new(conn))
+		return -ENOMEM;
 	if (conn->role == MPS_ROLE_CLIENT && conn->state == MPS_CONN_HANDSHAKE)
 		conn->mpc_due = true;
 	return 0;
@@ -806,7 +814,7 @@ static void sched_snapshot(const struct mps_conn *conn,
 	int i;
 
 	for (i = 0; i < conn->nsf; i++) {
-		const struct mps_sf *sf = &conn->sf[i];
+		const struct mps_sf *sf = conn->sf[i];
 
 		p[i].usable = sf_data_ok(sf);
 		p[i].backup = sf->backup_local || sf->backup_peer;
@@ -997,7 +1005,7 @@ static int sf_emit_window(struct mps_conn *conn, struct mps_sf *sf)
  */
 static bool sf_takes_ack(const struct mps_conn *conn, const struct mps_sf *sf)
 {
-	const struct mps_sf *pref = &conn->sf[conn->ack_sf];
+	const struct mps_sf *pref = conn->sf[conn->ack_sf];
 
 	if (sf->ack_now)
 		return true;
@@ -1528,8 +1536,8 @@ static void conn_tx_fall_back(struct mps_conn *conn, uint64_t from)
 	conn->infmap_due = true;
 	conn->nreinj = 0;
 	for (i = 0; i < conn->nsf; i++) {
-		sf_drop_unsent(&conn->sf[i]);
-		conn->sf[i].nsent = 0;
+		sf_drop_unsent(conn->sf[i]);
+		conn->sf[i]->nsent = 0;
 	}
 	if (mps_dsn_after(from, conn->snd_una) &&
 	    !mps_dsn_after(from, conn->snd_end))
@@ -1721,7 +1729,7 @@ static void snd_acked(struct mps_conn *conn)
 	conn->first_map = true; /* the peer took a mapping of ours */
 	for (i = 0; i < conn->nsf; i++)
 		mps__ranges_trim(
-			conn->sf[i].sent, &conn->sf[i].nsent, conn->snd_una);
+			conn->sf[i]->sent, &conn->sf[i]->nsent, conn->snd_una);
 	mps__ranges_trim(conn->reinj, &conn->nreinj, conn->snd_una);
 	mps__snd_release(conn);
 }
@@ -2227,7 +2235,7 @@ size_t mps_conn_sf_rx_room(const struct mps_conn *conn, int sfi)
 	if (conn->rx_raw)
 		return ring_room(&conn->rcv) + conn->rx_skip;
 	if (rx_awaits_first(conn))
-		return ring_room(&conn->rcv) - conn->sf[sfi].rx_have;
+		return ring_room(&conn->rcv) - conn->sf[sfi]->rx_have;
 	return SIZE_MAX;
 }
 
@@ -2291,7 +2299,7 @@ bool mps_conn_sf_done(const struct mps_conn *conn, int sfi)
 
 	if (sfi < 0 || sfi >= conn->nsf)
 		return true;
-	sf = &conn->sf[sfi];
+	sf = conn->sf[sfi];
 	if (sf->closed)
 		return true;
 	if (sf->outq_len > 0)
@@ -2438,7 +2446,7 @@ static uint64_t tick_fallback(struct mps_conn *conn, uint64_t now_us)
 
 	/* Bytes of an unfinished first record go to the program as data. */
 	if (conn->nsf > 0)
-		rx_fall_back(conn, &conn->sf[0]);
+		rx_fall_back(conn, conn->sf[0]);
 	else
 		conn_fall_back(conn);
 	return 0;
@@ -2499,5 +2507,5 @@ void mps_conn_get_info(const struct mps_conn *conn, struct mps_conn_info *info)
 	info->stats = conn->stats;
 	info->nsf = conn->nsf;
 	for (i = 0; i < conn->nsf; i++)
-		mps__sf_get_info(&conn->sf[i], &info->sf[i]);
+		mps__sf_get_info(conn->sf[i], &info->sf[i]);
 }

@@ -513,7 +513,9 @@ void mps_conn_get_info(const struct mps_conn *conn, struct mps_conn_info *info);
  * Memory.  A connection never holds more than mps_conn_mem_bound() bytes,
  * whatever its peer sends:
  *
- *   sizeof(struct mps_conn)               fixed: subflows, queues, tables
+ *   sizeof(struct mps_conn)               fixed: queues, tables
+ *   + MPS_CONN_MAX_SUBFLOWS x sizeof(struct mps_sf)   one per subflow
+ *                                         added, allocated as it comes
  *   + snd_buf                             the send ring
  *   + R, R = max(rcv_buf, MPS_CONN_INITIAL_WINDOW)   the receive ring
  *   + R + 64 KiB                          the reassembly queue's hard bound
