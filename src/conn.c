@@ -483,6 +483,10 @@ void mps_conn_free(struct mps_conn *conn)
 
 int mps__hist_enable(struct mps_conn *conn)
 {
+#ifdef MPS_BENCH_NO_DUP_COMPARE
+	/* bench/dupcost.sh only: no history, no comparison of copies */
+	return 0;
+#endif
 	if (conn->hist.buf)
 		return 0;
 	return ring_init(&conn->hist, MPS_CONN_HIST);
@@ -1430,6 +1434,9 @@ static void rcv_check_fin(struct mps_conn *conn)
 static bool
 rcv_same(struct mps_conn *conn, uint64_t dsn, const uint8_t *data, size_t n)
 {
+#ifdef MPS_BENCH_NO_DUP_COMPARE
+	return true; /* bench/dupcost.sh only */
+#endif
 	if (mps_dsn_before(dsn, conn->rcv_read)) {
 		uint64_t hist_from = conn->rcv_read - conn->hist.len;
 		uint64_t old = conn->rcv_read - dsn;
@@ -1554,6 +1561,17 @@ static void conn_tx_fall_back(struct mps_conn *conn, uint64_t from)
  * plain TCP with an infinite mapping each, and each side sends raw bytes
  * from where the other's data ACK left it.  Until the peer's infinite
  * mapping arrives, payload of its records is dropped: it comes again raw.
+ *
+ * The exact-bytes decision.  With TCP options the damaged segment could
+ * simply be taken as it is; here the damaged bytes sit in the kernel
+ * stream and TCP will never take them back.  So the receiver delivers
+ * nothing of the failed mapping (its payload is staged until the
+ * checksum checks out), nor of any record behind it, and the sender
+ * rewinds to the MP_FAIL's DSN (conn_tx_fall_back()) and sends every
+ * byte from there again, raw, after its infinite mapping at that DSN.
+ * The program thus reads each byte once and unaltered, at the cost of
+ * resending what was in flight.  Plain TCP's half-close then ends each
+ * direction (mps_conn_sf_closed()).
  */
 static void conn_mp_fail(struct mps_conn *conn, struct mps_sf *sf)
 {
@@ -2234,6 +2252,10 @@ size_t mps_conn_sf_rx_room(const struct mps_conn *conn, int sfi)
 		return 0;
 	if (conn->rx_raw)
 		return ring_room(&conn->rcv) + conn->rx_skip;
+	/* The raw bytes after the peer's infinite mapping may come in the
+	 * same read: no more than the program's ring holds. */
+	if (conn->fail_wait)
+		return ring_room(&conn->rcv);
 	if (rx_awaits_first(conn))
 		return ring_room(&conn->rcv) - conn->sf[sfi]->rx_have;
 	return SIZE_MAX;
@@ -2255,6 +2277,21 @@ void mps_conn_sf_closed(struct mps_conn *conn, int sfi, int err)
 
 	if (!sf || sf->closed)
 		return;
+	if (conn->state == MPS_CONN_HANDSHAKE && !sf->failed &&
+	    rx_awaits_first(conn)) {
+		/* No record came: a plain client that ended its side. */
+		rx_fall_back(conn, sf);
+	}
+	if (conn->state == MPS_CONN_FALLBACK && err == 0 && !conn->rx_eof) {
+		/*
+		 * Plain TCP: the peer's FIN ends its direction only.  This
+		 * end may still have to send (an answer after the request's
+		 * end of stream, bytes sent again after MP_FAIL), so the
+		 * subflow stays writable until mps_conn_sf_done().
+		 */
+		conn->rx_eof = true;
+		return;
+	}
 	was_live = sf_live(sf);
 	sf->closed = true;
 	sf->dead = true;
@@ -2263,10 +2300,6 @@ void mps_conn_sf_closed(struct mps_conn *conn, int sfi, int err)
 		return;
 	}
 
-	if (rx_awaits_first(conn)) {
-		/* No record came: a plain client that left. */
-		rx_fall_back(conn, sf);
-	}
 	if (conn->state == MPS_CONN_FALLBACK) {
 		sf_clear_outq(conn, sf);
 		if (err)

@@ -374,6 +374,10 @@ bool mps_conn_sf_done(const struct mps_conn *conn, int sf);
  * otherwise the connection is RESET with err, or with ECONNRESET for an
  * end of stream.  A server still waiting for the first
  * record falls back instead, handing the bytes it got to the program.
+ * In FALLBACK an end of stream is a TCP half-close: the peer has
+ * finished (mps_conn_peer_finished() once the program read all), but
+ * sf stays writable until mps_conn_sf_done(); a second report, or one
+ * with an error, ends it.
  */
 void mps_conn_sf_closed(struct mps_conn *conn, int sf, int err);
 

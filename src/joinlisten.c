@@ -16,7 +16,9 @@
  *   accepted join waits in a small table, with its own read watcher and a
  *   MPS_JL_FIRST_TIMEOUT timer, until its first record is complete.  Too
  *   slow, not a join, or the table full: closed and counted.  A token no
- *   live connection owns: MP_TCPRST (mps_join_refusal()) then close.
+ *   live connection owns, or a join over the process's cap of half-open
+ *   joins (MPS_JL_MAX_HALF_OPEN): MP_TCPRST (mps_join_refusal()) then
+ *   close.
  * - Bytes read before the first record is complete are kept and handed
  *   over with the descriptor, so the core sees the SYN record intact.
  */
@@ -70,15 +72,15 @@ static void pending_free(struct jl_pending *p, bool close_fd)
 	p->len = 0;
 }
 
-/* Unknown token: say so in-band, then close. */
-static void pending_refuse(struct jl_pending *p)
+/* A join no connection takes: say so in-band, count it, close. */
+static void pending_refuse(struct jl_pending *p, unsigned long *counter)
 {
 	uint8_t rst[64];
 	int n = mps_join_refusal(rst, sizeof(rst));
 
 	if (n > 0)
 		mps_libc()->send(p->fd, rst, (size_t)n, MSG_NOSIGNAL);
-	stats.refused++;
+	(*counter)++;
 	pending_free(p, true);
 }
 
@@ -109,9 +111,14 @@ static void pending_read_cb(struct ev_loop *l, ev_io *w, int revents)
 		pending_free(p, true);
 		return;
 	}
+	if (mps_conn_half_open_joins() >= MPS_JL_MAX_HALF_OPEN) {
+		/* Counted, not logged: a flood must not flood the log. */
+		pending_refuse(p, &stats.half_open_refused);
+		return;
+	}
 	if (jl_deliver(token, p->fd, p->buf, p->len) < 0) {
 		mps_info("join-refused", "token=%08x why=unknown-token", token);
-		pending_refuse(p);
+		pending_refuse(p, &stats.refused);
 		return;
 	}
 	stats.delivered++;

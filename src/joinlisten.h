@@ -18,6 +18,16 @@
 #define MPS_JL_MAX_PENDING 64
 
 /*
+ * Joins of the whole process that a connection took but that have not
+ * proved the keys yet (mps_conn_half_open_joins()).  A join that arrives
+ * when this many are half open is refused before any connection sees it,
+ * so that a flood of joins with valid tokens costs the process a bounded
+ * number of subflows, whatever the number of its connections
+ * (MPS_CONN_MAX_HALF_OPEN bounds each connection).
+ */
+#define MPS_JL_MAX_HALF_OPEN 64
+
+/*
  * A join whose first record names token arrived on fd (non-blocking,
  * loop-owned), after buf[0..len) was read from it.  The callee takes fd
  * and returns 0, or returns -ENOENT (unknown token) and leaves fd to the
@@ -43,6 +53,8 @@ struct mps_jl_stats {
 	unsigned long accepted;	 /* connections accepted */
 	unsigned long delivered; /* handed to their connection */
 	unsigned long refused;	 /* unknown token: MP_TCPRST written */
+	unsigned long half_open_refused; /* MPS_JL_MAX_HALF_OPEN reached:
+					    MP_TCPRST written */
 	unsigned long dropped;	 /* no join record, or too slow */
 };
 

@@ -2613,6 +2613,136 @@ START_TEST(a_bad_checksum_with_another_subflow_resets_it_and_reinjects)
 }
 END_TEST
 
+/*
+ * Flips one payload byte of the first data record on a link that starts
+ * at a record boundary; false when no data record waits there.
+ */
+static bool doctor_first_data(struct link *l)
+{
+	struct mps_record rec;
+	size_t off = 0;
+
+	while (off < l->len) {
+		if (mps_wire_decode_record(
+			    l->buf + off, l->len - off, MPS_VERSION_1, &rec))
+			return false;
+		if (rec.opt.subtype == MPS_DSS && rec.payload_len > 0) {
+			l->buf[off + rec.payload_off + rec.payload_len / 2] ^=
+				0x40;
+			return true;
+		}
+		off += rec.len;
+	}
+	return false;
+}
+
+/* As link_deliver, within what the receiver takes now (fallback). */
+static void link_deliver_room(struct mps_conn *dst, struct link *l, int *err)
+{
+	size_t room = mps_conn_sf_rx_room(dst, 0);
+	size_t rate = l->rate;
+
+	if (room == 0)
+		return;
+	if (room < l->len)
+		l->rate = room;
+	link_deliver(dst, 0, l, err);
+	l->rate = rate;
+}
+
+/*
+ * The runtime's side of a half-close: once a core is done sending and
+ * the link drained, the receiver's socket reads end of stream.
+ */
+static void link_eof(struct mps_conn *src,
+		     struct mps_conn *dst,
+		     const struct link *l,
+		     bool *told)
+{
+	if (*told || l->len > 0 || !mps_conn_sf_done(src, 0))
+		return;
+	*told = true;
+	mps_conn_sf_closed(dst, 0, 0);
+}
+
+/*
+ * RFC 8684 section 3.7 with data in flight both ways: a middlebox changes
+ * one byte of a record in the middle of a transfer on the only subflow.
+ * Records behind the damaged one are already on their way when MP_FAIL
+ * reaches the sender.  As the integration test's sink does, the server
+ * answers only once it has read everything and seen the end of stream.
+ * Each end must read the other's exact bytes, then end of stream.  With
+ * pause, the server's program stops reading for that many rounds from
+ * 1 MiB on, and the byte is changed 3 rounds later, so that its buffer
+ * is nearly full when the raw bytes come after the client's infinite
+ * mapping.
+ */
+static void check_mp_fail_mid_transfer(int pause)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, true);
+	uint64_t cwr = 0, crd = 0, swr = 0, srd = 0, total = 3 * MIB;
+	struct mps_conn_info ci, si;
+	bool doctored = false, c_eof = false, s_eof = false;
+	struct mp mp;
+	int rounds = 0, held = 0;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	while (!mps_conn_peer_finished(mp.pr.c)) {
+		write_stream(mp.pr.c, 6, &cwr, total, 64 * KIB);
+		if (cwr == total)
+			mps_conn_app_shutdown(mp.pr.c);
+		if (pause > 0 && srd >= 1 * MIB && held < pause)
+			held++;
+		else
+			read_stream(mp.pr.s, 6, &srd, 256 * KIB);
+		if (mps_conn_peer_finished(mp.pr.s)) {
+			write_stream(mp.pr.s, 7, &swr, total, 64 * KIB);
+			if (swr == total)
+				mps_conn_app_shutdown(mp.pr.s);
+		}
+		read_stream(mp.pr.c, 7, &crd, 256 * KIB);
+		link_write(&mp, mp.pr.c, 0, &mp.up[0]);
+		link_write(&mp, mp.pr.s, 0, &mp.down[0]);
+		if (!doctored && srd >= 1 * MIB && held >= (pause ? 3 : 0))
+			doctored = doctor_first_data(&mp.up[0]);
+		link_deliver_room(mp.pr.s, &mp.up[0], &mp.s_err[0]);
+		link_deliver_room(mp.pr.c, &mp.down[0], &mp.c_err[0]);
+		link_eof(mp.pr.c, mp.pr.s, &mp.up[0], &s_eof);
+		link_eof(mp.pr.s, mp.pr.c, &mp.down[0], &c_eof);
+		mp.now_us += 1000;
+		mps_conn_tick(mp.pr.c, mp.now_us);
+		mps_conn_tick(mp.pr.s, mp.now_us);
+		ck_assert_int_eq(mp.s_err[0], 0);
+		ck_assert_int_eq(mp.c_err[0], 0);
+		ck_assert_int_lt(++rounds, 20000);
+	}
+	ck_assert(doctored);
+	ck_assert_uint_eq(srd, total);
+	ck_assert_uint_eq(crd, total);
+	info(mp.pr.c, &ci);
+	info(mp.pr.s, &si);
+	ck_assert_uint_eq(si.stats.csum_errors, 1);
+	ck_assert_uint_eq(ci.stats.mp_fail, 1);
+	ck_assert_int_eq(ci.state, MPS_CONN_FALLBACK);
+	ck_assert_int_eq(si.state, MPS_CONN_FALLBACK);
+	ck_assert_int_eq(mps_conn_error(mp.pr.c), 0);
+	ck_assert_int_eq(mps_conn_error(mp.pr.s), 0);
+	mp_free(&mp);
+}
+
+START_TEST(mp_fail_mid_transfer_loses_no_byte_either_way)
+{
+	check_mp_fail_mid_transfer(0);
+}
+END_TEST
+
+START_TEST(mp_fail_with_a_full_receive_buffer_loses_no_byte)
+{
+	check_mp_fail_mid_transfer(20);
+}
+END_TEST
+
 /* Redundant scheduling over two subflows, link 1 doctored. */
 static void check_inconsistent_copy(bool read_first)
 {
@@ -2956,6 +3086,8 @@ static Suite *conn_suite(void)
 	tcase_add_test(
 		cs, a_bad_checksum_on_the_only_subflow_falls_back_with_mp_fail);
 	tcase_add_test(cs, mp_fail_without_checksums_is_ignored_and_counted);
+	tcase_add_test(cs, mp_fail_mid_transfer_loses_no_byte_either_way);
+	tcase_add_test(cs, mp_fail_with_a_full_receive_buffer_loses_no_byte);
 	suite_add_tcase(s, cs);
 
 	tcase_set_timeout(data, 120);

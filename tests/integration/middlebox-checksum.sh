@@ -17,14 +17,9 @@
 # Each case also needs the logs (MPTCPSHIM_LOG_LEVEL=info) of client or
 # server to show the event: the reset of a subflow with EBADMSG, or
 # mp-fail (MB_LOG_LEVEL changes the level).  MB_CASES picks cases
-# (default: twopaths only, see below), MB_SIZE_MB the size (16), MB_NTH
-# the packet changed (2000).
-#
-# TODO: onepath fails: after MP_FAIL both ends end the connection cleanly
-# before the server has read every byte, so the single-subflow fallback of
-# RFC 8684 section 3.7 loses data.  The fix belongs in the core's fallback
-# after MP_FAIL (src/conn.c); then make onepath a default case again.  mangleq is built with cc into
-# ~/.cache/mptcpshim-testbed/ (or $TB_CACHE), or taken from $MANGLEQ.
+# (default: both), MB_SIZE_MB the size (16), MB_NTH the packet changed
+# (2000).  mangleq is built with cc into ~/.cache/mptcpshim-testbed/ (or
+# $TB_CACHE), or taken from $MANGLEQ.
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/multipath-topo.bash"
@@ -166,7 +161,7 @@ mp_setup middlebox-checksum 2 "$@"
 require_cmd iptables
 mangleq_binary
 make_random_file "$IT_TMP/data" "$SIZE_MB"
-for c in ${MB_CASES:-twopaths}; do
+for c in ${MB_CASES:-twopaths onepath}; do
 	one "$c"
 done
 it_finish
