@@ -2,16 +2,16 @@
 # deps.sh: install the Debian packages mptcpshim needs that are missing.
 #
 # Usage: scripts/deps.sh build|test|all
-#   build  compilers, Autotools, libev, OpenSSL 3, Check, groff
+#   build  compilers, Autotools, libev, OpenSSL 3, Check, groff, json-c
 #   test   the programs the integration tests and benchmarks run
 # Runs apt-get only when something is missing, so a second run is quick.
 # Needs root (or sudo) only when it has something to install.
 set -eu
 
 BUILD_PKGS="gcc make autoconf automake libtool pkg-config libev-dev \
-libssl-dev check groff-base"
+libssl-dev check groff-base libjson-c-dev"
 TEST_PKGS="iproute2 iptables python3 curl socat ncat iperf3 tcpdump \
-tshark mptcpd procps psmisc clang-14 libclang-rt-14-dev \
+tshark libpcap0.8 mptcpd procps psmisc clang-14 libclang-rt-14-dev \
 libnetfilter-queue-dev iputils-ping mptcpize gnuplot-nox"
 
 want=""

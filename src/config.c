@@ -42,6 +42,7 @@ void mps_config_defaults(struct mps_config *cfg)
 	cfg->sndbuf = MPS_CONFIG_BUF_DEFAULT;
 	cfg->sched = MPS_SCHED_EARLIEST;
 	cfg->max_subflows = MPS_CONFIG_SUBFLOWS_DEFAULT;
+	cfg->control = true;
 }
 
 void mps_config_complain(const char *name,
@@ -153,6 +154,23 @@ int mps_config_log_file(struct mps_config *cfg, const char *value)
 			    value,
 			    value[0] ? "is too long" : "is empty",
 			    "stderr");
+	return -EINVAL;
+}
+
+/* The pattern stays as given: capture.c expands "%p" in each process. */
+int mps_config_capture(struct mps_config *cfg, const char *value)
+{
+	cfg->capture[0] = '\0';
+	if (!value || strcmp(value, "none") == 0)
+		return 0;
+	if (value[0] && strlen(value) < sizeof(cfg->capture)) {
+		strcpy(cfg->capture, value);
+		return 0;
+	}
+	mps_config_complain("MPTCPSHIM_CAPTURE",
+			    value,
+			    value[0] ? "is too long" : "is empty",
+			    "none (no capture)");
 	return -EINVAL;
 }
 
@@ -474,6 +492,29 @@ int mps_config_max_subflows(struct mps_config *cfg, const char *value)
 	return -EINVAL;
 }
 
+int mps_config_control(struct mps_config *cfg, const char *value)
+{
+	cfg->control = true;
+	if (!value)
+		return 0;
+	if (parse_bool(value, &cfg->control) == 0)
+		return 0;
+	mps_config_complain("MPTCPSHIM_CONTROL",
+			    value,
+			    "is not 0 or 1",
+			    "1 (the control socket is served)");
+	cfg->control = true;
+	return -EINVAL;
+}
+
+/* Where the control socket goes; a value too long is as good as none. */
+static void load_runtime_dir(struct mps_config *cfg, const char *value)
+{
+	cfg->runtime_dir[0] = '\0';
+	if (value && strlen(value) < sizeof(cfg->runtime_dir))
+		strcpy(cfg->runtime_dir, value);
+}
+
 bool mps_config_sel_match(const struct mps_path_sel *sel,
 			  const char *ifname,
 			  const struct sockaddr *sa)
@@ -505,4 +546,7 @@ void mps_config_load(struct mps_config *cfg)
 	mps_config_paths(cfg, getenv("MPTCPSHIM_PATHS"));
 	mps_config_backup(cfg, getenv("MPTCPSHIM_BACKUP"));
 	mps_config_max_subflows(cfg, getenv("MPTCPSHIM_MAX_SUBFLOWS"));
+	mps_config_control(cfg, getenv("MPTCPSHIM_CONTROL"));
+	load_runtime_dir(cfg, getenv("XDG_RUNTIME_DIR"));
+	mps_config_capture(cfg, getenv("MPTCPSHIM_CAPTURE"));
 }

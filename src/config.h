@@ -31,6 +31,11 @@
  *   MPTCPSHIM_MAX_SUBFLOWS  1..8: live subflows of one    4
  *                        connection, the initial one
  *                        included; 1 opens no joins
+ *   MPTCPSHIM_CONTROL    0, 1: the control socket       1
+ *                        (control.h); XDG_RUNTIME_DIR,
+ *                        read with it, says where
+ *   MPTCPSHIM_CAPTURE    none, or a pcap file; "%p"     none
+ *                        becomes the pid (capture.h)
  *
  * Threads: parsed before any other thread of the library exists; read
  * only afterwards.
@@ -91,6 +96,9 @@ struct mps_config {
 	int nbackup;
 	struct mps_path_sel backup[MPS_CONFIG_MAX_SELS];
 	int max_subflows;
+	bool control;			       /* serve the control socket */
+	char runtime_dir[MPS_CONFIG_PATH_MAX]; /* XDG_RUNTIME_DIR or "" */
+	char capture[MPS_CONFIG_PATH_MAX]; /* pcap file; "" means none */
 };
 
 /* The process's configuration, filled by mps_config_load(). */
@@ -119,6 +127,8 @@ int mps_config_scheduler(struct mps_config *cfg, const char *value);
 int mps_config_paths(struct mps_config *cfg, const char *value);
 int mps_config_backup(struct mps_config *cfg, const char *value);
 int mps_config_max_subflows(struct mps_config *cfg, const char *value);
+int mps_config_control(struct mps_config *cfg, const char *value);
+int mps_config_capture(struct mps_config *cfg, const char *value);
 
 /* Does sel name the interface ifname or the address sa? */
 struct sockaddr;

@@ -2518,6 +2518,21 @@ int mps_conn_error(const struct mps_conn *conn)
 	return conn->error;
 }
 
+/* Safe at any point: each fill reads the scheduler afresh, and a subflow
+ * turning redundant starts from the oldest unacknowledged byte. */
+int mps_conn_set_sched(struct mps_conn *conn, int sched)
+{
+	if (sched < MPS_SCHED_EARLIEST || sched > MPS_SCHED_REDUNDANT)
+		return -EINVAL;
+	conn->params.sched = sched;
+	return 0;
+}
+
+int mps_conn_sched(const struct mps_conn *conn)
+{
+	return conn->params.sched;
+}
+
 void mps_conn_get_info(const struct mps_conn *conn, struct mps_conn_info *info)
 {
 	int i;

@@ -437,6 +437,13 @@ bool mps_conn_peer_finished(const struct mps_conn *conn);
 /* 0, or the positive errno the program should see (ECONNRESET, ...). */
 int mps_conn_error(const struct mps_conn *conn);
 
+/*
+ * Switch the scheduler (enum mps_sched) from the next record on; 0 or
+ * -EINVAL.  mps_conn_sched() is the one in use.
+ */
+int mps_conn_set_sched(struct mps_conn *conn, int sched);
+int mps_conn_sched(const struct mps_conn *conn);
+
 /* Per-connection counters; anomalies are counted here, never logged. */
 struct mps_conn_stats {
 	uint64_t bytes_in;  /* payload bytes received */

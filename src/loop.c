@@ -78,6 +78,14 @@
  *   publish the descriptors' numbers.  The connection descriptors, join
  *   listeners and the netlink socket the loop owned are closed
  *   (mps_fdtab_child()).  The next converted socket starts a new loop.
+ * - The control socket (control.c) starts with the loop and is served on
+ *   this thread between events; what it asks of connections is in the
+ *   section at the end (mps_loop_ctl_*()).  Process counters (mib.h)
+ *   are bumped where things happen here; a core's own stats are folded
+ *   in when its connection ends (lc_count_end()), so that the core's
+ *   paths stay untouched.  Control's backup rules reach a subflow when
+ *   it is established (subflow 0: when the connection is), and its
+ *   scheduler every connection created after it was set.
  */
 #include <errno.h>
 #include <ev.h>
@@ -90,12 +98,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "config.h"
 #include "conn.h"
+#include "control.h"
 #include "joinlisten.h"
 #include "libc.h"
 #include "log.h"
 #include "loop.h"
+#include "mib.h"
 #include "negotiate.h"
 #include "pathmgr.h"
 #include "token.h"
@@ -144,6 +155,7 @@ struct lsf {
 	uint64_t mx_room;     /* the room it gave */
 	uint64_t mx_wrote;    /* bytes written to the socket since */
 	struct sockaddr_storage local, peer;
+	struct mps_cap_sf *cap; /* MPTCPSHIM_CAPTURE, or NULL */
 };
 
 /* A (local path, peer address) pair the client joins over. */
@@ -195,6 +207,10 @@ struct lconn {
 	bool announced;	  /* server: join listener announced */
 	bool pm_dirty;	  /* client: run the path manager */
 	bool multi;	  /* user timeouts set: more than one live subflow */
+	bool steered0;	  /* control's backup rules applied to subflow 0 */
+	uint64_t relay_in, relay_out; /* LC_RELAY: bytes each way */
+	int nann;	  /* server: addresses announced, ids 1..nann */
+	struct mps_addr ann[MPS_PM_MAX_PATHS + 1];
 	int nsf;	  /* subflows added to the core (or 1) */
 	struct lsf sf[MPS_CONN_MAX_SUBFLOWS];
 	/* Allocated when first needed, so that a connection that joins
@@ -424,6 +440,9 @@ static int flush(struct lconn *lc,
 		n = mps_libc()->sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : errno;
+		if (out == sf_out && lc->sf[num].cap)
+			mps_capture_written(
+				lc->sf[num].cap, iov, cnt, (size_t)n);
 		done(lc, num, (size_t)n);
 		atomic_fetch_add_explicit(
 			&progress, (unsigned long long)n, memory_order_relaxed);
@@ -490,8 +509,10 @@ static void read_app(struct lconn *lc)
 	} else {
 		n = mps_libc()->readv(
 			lc->afd, iov, ring_free_iov(&lc->to_sf, iov));
-		if (n > 0)
+		if (n > 0) {
 			lc->to_sf.len += (size_t)n;
+			lc->relay_out += (uint64_t)n;
+		}
 	}
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
 	    (n < 0 && exiting))
@@ -528,6 +549,10 @@ static void read_sf_core(struct lconn *lc, struct lsf *sf, size_t limit)
 	ssize_t n = mps_libc()->read(sf->fd, scratch, limit);
 	int err;
 
+	if (n > 0 && sf->cap)
+		mps_capture_bytes(sf->cap, MPS_CAP_IN, scratch, (size_t)n);
+	else if (n >= 0 && sf->cap)
+		mps_capture_end(sf->cap, MPS_CAP_IN, false);
 	if (n > 0) {
 		err = mps_conn_sf_input(lc->core, sf->num, scratch, (size_t)n);
 		if (err < 0) {
@@ -561,9 +586,10 @@ static void read_sf(struct lconn *lc, struct lsf *sf)
 		return;
 	}
 	n = mps_libc()->readv(sf->fd, iov, ring_free_iov(&lc->to_app, iov));
-	if (n > 0)
+	if (n > 0) {
 		lc->to_app.len += (size_t)n;
-	else if (n == 0)
+		lc->relay_in += (uint64_t)n;
+	} else if (n == 0)
 		sf->eof = true;
 	else if (errno != EAGAIN && errno != EINTR)
 		sf_failed(lc, sf, errno);
@@ -599,6 +625,10 @@ static void sf_close_fd(struct lconn *lc, struct lsf *sf, bool rst)
 	if (rst)
 		mps_libc()->setsockopt(
 			sf->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	if (sf->cap) {
+		mps_capture_close(sf->cap, rst);
+		sf->cap = NULL;
+	}
 	pthread_mutex_lock(&s->fwd_lock);
 	was_kfd = s->kfd == sf->fd;
 	if (was_kfd)
@@ -643,6 +673,29 @@ static void att_close_all(struct lconn *lc)
 	}
 }
 
+/* Count how a connection ended, and fold its core's stats in. */
+static void lc_count_end(struct lconn *lc, int err, bool rst)
+{
+	struct mps_conn_info info;
+	enum mps_mib_id why = MPS_MIB_RESET_OTHER;
+
+	if (lc->mode == LC_CONNECTING)
+		return;
+	if (lc->core) {
+		mps_conn_get_info(lc->core, &info);
+		mps_mib_fold_conn(&info.stats, lc->kind == MPS_LOOP_SERVER);
+	}
+	if (!err && !rst)
+		why = MPS_MIB_CONN_CLOSED;
+	else if (lc->app_gone || lc->aborting || err == ECONNABORTED)
+		why = MPS_MIB_RESET_ABORT;
+	else if (err == ECONNRESET)
+		why = MPS_MIB_RESET_PEER;
+	else if (err == ETIMEDOUT)
+		why = MPS_MIB_RESET_TIMEOUT;
+	mps_mib_inc(why);
+}
+
 /*
  * Free the connection.  err is what the program's reads see at end of
  * stream (0 for a clean end); rst resets the peer.
@@ -659,6 +712,7 @@ static void lc_finish(struct lconn *lc, int err, bool rst)
 		  lc->nsf,
 		  err,
 		  rst);
+	lc_count_end(lc, err, rst);
 	lc_unqueue_watchers(lc);
 	if (lc->prev)
 		lc->prev->next = lc->next;
@@ -672,6 +726,7 @@ static void lc_finish(struct lconn *lc, int err, bool rst)
 		atomic_store(&s->conn_error, err);
 	for (i = 0; i < lc->nsf; i++)
 		sf_close_fd(lc, &lc->sf[i], rst);
+	mps_capture_flush();
 	att_close_all(lc);
 	mps_fdtab_close(lc->afd);
 	mps_fdtab_close(lc->pfd);
@@ -883,6 +938,8 @@ static void shut_directions(struct lconn *lc)
 		if (sf_sending_done(lc, sf)) {
 			shutdown(sf->fd, SHUT_WR);
 			sf->shut = true;
+			if (sf->cap)
+				mps_capture_end(sf->cap, MPS_CAP_OUT, false);
 		}
 	}
 }
@@ -945,6 +1002,8 @@ static void flush_subflows(struct lconn *lc)
 static bool pm_events(struct lconn *lc);
 static void pm_run(struct lconn *lc);
 static void server_announce(struct lconn *lc);
+static void steer_initial(struct lconn *lc);
+static void steer_sf(struct lconn *lc, int num);
 
 static void lc_pump(struct lconn *lc)
 {
@@ -963,6 +1022,7 @@ static void lc_pump(struct lconn *lc)
 	}
 	if (lc->mode == LC_CORE) {
 		server_announce(lc);
+		steer_initial(lc);
 		pm_run(lc);
 		flush_subflows(lc);
 		user_timeouts(lc);
@@ -983,6 +1043,23 @@ static void lc_pump(struct lconn *lc)
 
 static void sf_r_cb(struct ev_loop *l, ev_io *w, int revents);
 static void sf_w_cb(struct ev_loop *l, ev_io *w, int revents);
+
+/* MPTCPSHIM_CAPTURE: sf's traffic from now on, in kernel MPTCP's form.
+ * The client opened subflow 0 and the joins it made (attempt >= 0). */
+static void sf_capture(struct lconn *lc, struct lsf *sf, int attempt)
+{
+	bool initiator = sf->num == 0 ? lc->kind != MPS_LOOP_SERVER
+				      : attempt >= 0;
+	struct mps_conn_info info = {.version = mps_config.version};
+
+	if (lc->core)
+		mps_conn_get_info(lc->core, &info);
+	sf->cap = mps_capture_open((struct sockaddr *)&sf->local,
+				   (struct sockaddr *)&sf->peer,
+				   initiator,
+				   lc->mode != LC_CORE,
+				   info.version);
+}
 
 /* Take fd as subflow num of lc (added to the core already, or 0). */
 static void sf_attach(struct lconn *lc, int num, int fd, int attempt)
@@ -1008,6 +1085,8 @@ static void sf_attach(struct lconn *lc, int num, int fd, int attempt)
 	len = sizeof(sf->peer);
 	mps_libc()->getpeername(fd, (struct sockaddr *)&sf->peer, &len);
 	sf->ifindex = mps_pm_ifindex_of((struct sockaddr *)&sf->local);
+	if (mps_config.capture[0])
+		sf_capture(lc, sf, attempt);
 }
 
 /* A subflow gets the MPTCP socket options (not in relay or fallback). */
@@ -1115,6 +1194,8 @@ static void ev_subflow_established(struct lconn *lc, int num)
 
 	if (num >= 0 && num < lc->nsf && sf->attempt >= 0)
 		lc->att[sf->attempt].backoff_s = MPS_RETRY_MIN_S;
+	if (num >= 0 && num < lc->nsf)
+		steer_sf(lc, num);
 	mps_info("subflow-established", "sf=%d fd=%d", num, sf->fd);
 }
 
@@ -1271,6 +1352,7 @@ static void att_start(struct lconn *lc, struct latt *a)
 		 pa,
 		 ntohs(((struct sockaddr_in *)&a->peer)->sin_port),
 		 (int)a->path.backup);
+	mps_mib_inc(MPS_MIB_JOIN_OPENED);
 	a->fd = fd;
 	a->deadline = now_us() + MPS_PM_CONNECT_TIMEOUT_US;
 	ev_io_set(&a->cw, fd, EV_WRITE);
@@ -1371,6 +1453,7 @@ static void att_connected(struct lconn *lc, struct latt *a, int err)
 	if (!err && lc->mode == LC_CORE)
 		num = mps_conn_sf_add_join(lc->core, id, a->path.backup);
 	if (err || num < 0) {
+		mps_mib_inc(MPS_MIB_JOIN_CONNECT_FAILED);
 		mps_info("join-failed",
 			 "ifname=%s err=%d retry=%us",
 			 a->path.ifname,
@@ -1452,14 +1535,18 @@ static void server_announce(struct lconn *lc)
 		mps_warn("join-listener", "err=%d", -port);
 		return;
 	}
-	mps_conn_announce(lc->core, 1, &own, (uint16_t)port);
+	if (!mps_ctl_withdrawn((struct sockaddr *)&sf0->local))
+		mps_conn_announce(lc->core, 1, &own, (uint16_t)port);
+	lc->ann[0] = own;
 	n = mps_pm_paths(own.family, paths, MPS_PM_MAX_PATHS);
 	for (i = 0; i < n; i++) {
 		if (mps_pm_to_wire((struct sockaddr *)&paths[i].addr, &a) < 0 ||
 		    memcmp(a.bytes, own.bytes, sizeof(a.bytes)) == 0)
 			continue;
+		lc->ann[id - 1] = a;
 		mps_conn_announce(lc->core, id++, &a, (uint16_t)port);
 	}
+	lc->nann = id - 1;
 	mps_info("announce", "port=%d addrs=%u", port, (unsigned)(id - 1));
 }
 
@@ -1475,6 +1562,16 @@ static struct lconn *conn_by_token(uint32_t token)
 	return NULL;
 }
 
+/* Did a join arrive at a local address withdrawn by control? */
+static bool join_to_withdrawn(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return mps_libc()->getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+	       mps_ctl_withdrawn((struct sockaddr *)&ss);
+}
+
 /* joinlisten.c hands over a join that names token. */
 static int join_deliver(uint32_t token,
 			int fd,
@@ -1484,15 +1581,26 @@ static int join_deliver(uint32_t token,
 	struct lconn *lc = conn_by_token(token);
 	int num;
 
-	if (!lc || lc->mode != LC_CORE ||
-	    live_count(lc) >= mps_config.max_subflows)
+	if (!lc || lc->mode != LC_CORE) {
+		mps_mib_inc(MPS_MIB_JOIN_REFUSED_TOKEN);
 		return -ENOENT;
+	}
+	if (live_count(lc) >= mps_config.max_subflows) {
+		mps_mib_inc(MPS_MIB_JOIN_REFUSED_CAP);
+		return -ENOENT;
+	}
+	if (join_to_withdrawn(fd)) {
+		mps_mib_inc(MPS_MIB_JOIN_REFUSED_ADDR);
+		return -ENOENT;
+	}
 	num = mps_conn_sf_accept_join(lc->core);
 	if (num < 0)
 		return -ENOENT;
 	sf_attach(lc, num, fd, -1);
 	sf_tune(lc, &lc->sf[num]);
 	mps_info("subflow-accept", "sf=%d fd=%d token=%08x", num, fd, token);
+	if (lc->sf[num].cap)
+		mps_capture_bytes(lc->sf[num].cap, MPS_CAP_IN, buf, len);
 	if (mps_conn_sf_input(lc->core, num, buf, len) < 0)
 		flush(lc, num, fd, sf_out, sf_out_done);
 	lc_pump(lc);
@@ -1523,6 +1631,7 @@ static bool close_on(struct lconn *lc,
 		sf_failed(lc, sf, ENETDOWN);
 		if (live_count(lc) > 0)
 			sf_close_fd(lc, sf, true);
+		mps_mib_inc(MPS_MIB_SUBFLOW_DOWN);
 		any = true;
 	}
 	for (i = 0; i < natt(lc); i++) {
@@ -1637,7 +1746,7 @@ static int lc_start_core(struct lconn *lc, enum mps_role role)
 		.fallback_us = role == MPS_ROLE_SERVER
 				       ? mps_neg_fallback_us(lc->sf[0].fd)
 				       : 0,
-		.sched = mps_config.sched,
+		.sched = mps_ctl_sched(mps_config.sched),
 	};
 
 	lc->core = mps_conn_new(role, &p, tokens, now_us());
@@ -1646,6 +1755,8 @@ static int lc_start_core(struct lconn *lc, enum mps_role role)
 	if (mps_conn_sf_add(lc->core) < 0)
 		return -EINVAL;
 	lc->mode = LC_CORE;
+	mps_mib_inc(role == MPS_ROLE_SERVER ? MPS_MIB_MPTCP_SERVER
+					    : MPS_MIB_MPTCP_CLIENT);
 	sf_attach(lc, 0, lc->sf[0].fd, -1);
 	sf_tune(lc, &lc->sf[0]);
 	lc->pm_dirty = true;
@@ -1660,6 +1771,7 @@ static int lc_start_relay(struct lconn *lc)
 	if (!lc->to_app.buf || !lc->to_sf.buf)
 		return -ENOMEM;
 	lc->mode = LC_RELAY;
+	mps_mib_inc(MPS_MIB_RELAYED);
 	return 0;
 }
 
@@ -1859,6 +1971,287 @@ static void wakeup_cb(struct ev_loop *l, ev_async *w, int revents)
 		exit_drain();
 }
 
+/* ---- the control socket (control.h: control.c calls in, loop thread) ---- */
+
+/* The name of sf's local interface into buf, or NULL when unknown. */
+static const char *sf_ifname(const struct lsf *sf, char *buf)
+{
+	if (sf->ifindex && if_indextoname(sf->ifindex, buf))
+		return buf;
+	return NULL;
+}
+
+/* Does sel name sf's local interface or address? */
+static bool sf_selected(const struct lsf *sf, const struct mps_path_sel *sel)
+{
+	char name[IF_NAMESIZE];
+
+	return mps_ctl_sel_match(
+		sel, sf_ifname(sf, name), (const struct sockaddr *)&sf->local);
+}
+
+/* Apply control's backup rule for its interface or address, if there is
+ * one, to live subflow num (its join may have said otherwise). */
+static void steer_sf(struct lconn *lc, int num)
+{
+	struct lsf *sf = &lc->sf[num];
+	struct mps_conn_info info;
+	char name[IF_NAMESIZE];
+	int on;
+
+	if (lc->mode != LC_CORE || !sf_live(sf))
+		return;
+	on = mps_ctl_backup_for(sf_ifname(sf, name),
+				(const struct sockaddr *)&sf->local);
+	if (on < 0)
+		return;
+	mps_conn_get_info(lc->core, &info);
+	if (info.sf[num].backup != (bool)on)
+		mps_conn_set_backup(lc->core, num, on);
+}
+
+/* Subflow 0 has no SUBFLOW_ESTABLISHED event: steer it once the
+ * connection is. */
+static void steer_initial(struct lconn *lc)
+{
+	if (lc->steered0 || mps_conn_state(lc->core) != MPS_CONN_ESTABLISHED)
+		return;
+	lc->steered0 = true;
+	steer_sf(lc, 0);
+}
+
+static void ctl_sf_view(struct lconn *lc,
+			int num,
+			const struct mps_sf_info *in,
+			struct mps_ctl_sf *v)
+{
+	struct lsf *sf = &lc->sf[num];
+	struct mps_sf_metrics m;
+	char name[IF_NAMESIZE];
+
+	v->num = num;
+	v->state = in->state;
+	v->join = in->join;
+	v->backup = in->backup;
+	v->peer_backup = in->peer_backup;
+	v->bytes_out = in->bytes_out;
+	v->bytes_in = in->bytes_in;
+	v->reinjected = in->reinjected;
+	mps_ctl_addr_str(sf->local.ss_family ? (struct sockaddr *)&sf->local
+					     : NULL,
+			 v->local,
+			 sizeof(v->local));
+	mps_ctl_addr_str(sf->peer.ss_family ? (struct sockaddr *)&sf->peer
+					    : NULL,
+			 v->remote,
+			 sizeof(v->remote));
+	if (sf_ifname(sf, name))
+		memcpy(v->ifname, name, sizeof(v->ifname));
+	if (sf_open(sf) && mps_pm_metrics(sf->fd, &m) == 0) {
+		v->has_tcp_info = true;
+		v->rtt_us = m.srtt_us;
+		v->cwnd_bytes = m.cwnd_bytes;
+	}
+}
+
+static void ctl_core_view(struct lconn *lc, struct mps_ctl_conn *v)
+{
+	struct mps_conn_info info;
+	int i;
+
+	mps_conn_get_info(lc->core, &info);
+	v->has_core = true;
+	v->state = info.state;
+	v->version = info.version;
+	v->checksum = info.checksum;
+	v->local_token = info.local_token;
+	v->peer_token = info.peer_token;
+	v->sched = mps_conn_sched(lc->core);
+	v->bytes_in = info.stats.bytes_in;
+	v->bytes_out = info.stats.bytes_out;
+	v->nsf = info.nsf < lc->nsf ? info.nsf : lc->nsf;
+	for (i = 0; i < v->nsf; i++)
+		ctl_sf_view(lc, i, &info.sf[i], &v->sf[i]);
+}
+
+static void ctl_conn_view(struct lconn *lc, int id, struct mps_ctl_conn *v)
+{
+	struct lsf *sf0 = &lc->sf[0];
+	const struct sockaddr_storage *peer =
+		sf0->peer.ss_family ? &sf0->peer : &lc->dst;
+
+	memset(v, 0, sizeof(*v));
+	v->id = id;
+	v->mode = lc->mode == LC_CORE	 ? "mptcp"
+		  : lc->mode == LC_RELAY ? "relay"
+					 : "connecting";
+	v->role = lc->kind == MPS_LOOP_SERVER ? "server" : "client";
+	mps_ctl_addr_str(sf0->local.ss_family ? (struct sockaddr *)&sf0->local
+					      : NULL,
+			 v->local,
+			 sizeof(v->local));
+	mps_ctl_addr_str(peer->ss_family ? (const struct sockaddr *)peer
+					 : NULL,
+			 v->peer,
+			 sizeof(v->peer));
+	v->bytes_in = lc->relay_in;
+	v->bytes_out = lc->relay_out;
+	if (lc->mode == LC_CORE)
+		ctl_core_view(lc, v);
+}
+
+int mps_loop_ctl_status(struct mps_ctl_buf *b, int *shown)
+{
+	struct mps_ctl_conn v;
+	struct lconn *lc;
+	int total = 0;
+
+	for (lc = conns; lc; lc = lc->next) {
+		ctl_conn_view(lc, total++, &v);
+		if (mps_ctl_put_conn(b, &v) == 0)
+			(*shown)++;
+	}
+	return total;
+}
+
+void mps_loop_ctl_counters(uint64_t *out)
+{
+	struct mps_conn_info info;
+	struct lconn *lc;
+
+	for (lc = conns; lc; lc = lc->next) {
+		if (lc->mode != LC_CORE)
+			continue;
+		mps_conn_get_info(lc->core, &info);
+		mps_mib_add_stats(
+			out, &info.stats, lc->kind == MPS_LOOP_SERVER);
+	}
+}
+
+int mps_loop_ctl_backup(const struct mps_path_sel *sel, bool on)
+{
+	struct lconn *lc, *next;
+	int i, n = 0, before;
+
+	for (lc = conns; lc; lc = next) {
+		next = lc->next;
+		if (lc->mode != LC_CORE)
+			continue;
+		before = n;
+		for (i = 0; i < lc->nsf; i++)
+			if (sf_live(&lc->sf[i]) &&
+			    sf_selected(&lc->sf[i], sel) &&
+			    mps_conn_set_backup(lc->core, i, on) == 0)
+				n++;
+		if (n > before)
+			lc_pump(lc); /* MP_PRIO goes out */
+	}
+	return n;
+}
+
+/* Is the announced address a what sel names? */
+static bool ann_selected(const struct mps_addr *a,
+			 const struct mps_path_sel *sel)
+{
+	struct sockaddr_storage ss;
+
+	return mps_pm_from_wire(a, 0, a->family, &ss) > 0 &&
+	       mps_ctl_sel_match(sel, NULL, (struct sockaddr *)&ss);
+}
+
+/* Close lc's subflows and joins from sel but its last live subflow;
+ * returns how many subflows were closed. */
+static int withdraw_subflows(struct lconn *lc, const struct mps_path_sel *sel)
+{
+	int i, n = 0;
+
+	for (i = 0; i < lc->nsf; i++) {
+		struct lsf *sf = &lc->sf[i];
+
+		if (!sf_live(sf) || !sf_selected(sf, sel) ||
+		    live_count(lc) <= 1)
+			continue;
+		mps_info("subflow-withdrawn", "sf=%d", i);
+		sf_failed(lc, sf, ECONNABORTED);
+		sf_close_fd(lc, sf, true);
+		mps_mib_inc(MPS_MIB_SUBFLOW_WITHDRAWN);
+		n++;
+	}
+	for (i = 0; i < natt(lc); i++) {
+		struct latt *a = &lc->att[i];
+
+		if (a->used && a->fd >= 0 &&
+		    mps_ctl_sel_match(
+			    sel, NULL, (struct sockaddr *)&a->path.addr))
+			att_connected(lc, a, ECONNABORTED);
+	}
+	return n;
+}
+
+/* Does a live subflow of lc have the local address sel? */
+static bool local_in_use(struct lconn *lc, const struct mps_path_sel *sel)
+{
+	int i;
+
+	for (i = 0; i < lc->nsf; i++)
+		if (sf_live(&lc->sf[i]) && sf_selected(&lc->sf[i], sel))
+			return true;
+	return false;
+}
+
+int mps_loop_ctl_withdraw(const struct mps_path_sel *sel, int *announced)
+{
+	struct lconn *lc, *next;
+	int id, n = 0;
+
+	for (lc = conns; lc; lc = next) {
+		next = lc->next;
+		if (lc->mode != LC_CORE)
+			continue;
+		n += withdraw_subflows(lc, sel);
+		/* a kept last subflow still uses it: the peer would close
+		 * that one too on REMOVE_ADDR */
+		for (id = 1; id <= lc->nann && !local_in_use(lc, sel); id++)
+			if (ann_selected(&lc->ann[id - 1], sel) &&
+			    mps_conn_withdraw(lc->core, (uint8_t)id) == 0)
+				(*announced)++;
+		lc_pump(lc);
+	}
+	return n;
+}
+
+int mps_loop_ctl_allow(void)
+{
+	struct lconn *lc, *next;
+	int n = 0;
+
+	for (lc = conns; lc; lc = next) {
+		next = lc->next;
+		if (lc->mode != LC_CORE || lc->kind == MPS_LOOP_SERVER)
+			continue;
+		retry_now(lc);
+		lc_pump(lc);
+		n++;
+	}
+	return n;
+}
+
+int mps_loop_ctl_sched(int sched)
+{
+	struct lconn *lc, *next;
+	int n = 0;
+
+	for (lc = conns; lc; lc = next) {
+		next = lc->next;
+		if (lc->mode != LC_CORE ||
+		    mps_conn_set_sched(lc->core, sched) < 0)
+			continue;
+		lc_pump(lc);
+		n++;
+	}
+	return n;
+}
+
 /* ---- process exit ---- */
 
 /*
@@ -1988,8 +2381,10 @@ void mps_loop_exit(void)
 		}
 	}
 	mps_debug("exit", "drained=%d stalled_ms=%d", exit_drained, stalled_ms);
+	mps_ctl_exit();
 out_unlock:
 	pthread_mutex_unlock(&queue_lock);
+	mps_capture_flush();
 }
 
 /* ---- the thread ---- */
@@ -2016,6 +2411,7 @@ static int loop_start_locked(void)
 	if (!loop)
 		return -ENOMEM;
 	mps_jl_init(loop, join_deliver);
+	mps_ctl_start(loop);
 	ev_async_init(&wakeup, wakeup_cb);
 	ev_async_start(loop, &wakeup);
 	sigfillset(&all);
@@ -2023,6 +2419,7 @@ static int loop_start_locked(void)
 	err = pthread_create(&tid, NULL, loop_main, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
+		mps_ctl_exit();
 		ev_loop_destroy(loop);
 		loop = NULL;
 		return -err;
@@ -2117,4 +2514,7 @@ void mps_loop_child(void)
 	tokens = NULL;
 	nl_fd = -1;
 	mps_jl_child();
+	mps_ctl_child();
+	mps_mib_child();
+	mps_capture_child();
 }

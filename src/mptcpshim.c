@@ -5,6 +5,10 @@
  *   mptcpshim decode [FILE]           print the records of one subflow
  *   mptcpshim example                 write a client's opening records
  *   mptcpshim version
+ *   mptcpshim status|counters|backup|addr|scheduler ...
+ *                                     ask or steer shimmed processes
+ *                                     through their control sockets
+ *                                     (status.c)
  */
 #include "autoconfig.h"
 
@@ -17,6 +21,7 @@
 
 #include "mptcpshim/wire.h"
 #include "crypto.h"
+#include "status.h"
 
 #define LIB_NAME "libmptcpshim.so"
 
@@ -26,7 +31,13 @@ static void usage(FILE *out)
 		"usage: mptcpshim run PROGRAM [ARGS...]\n"
 		"       mptcpshim decode [FILE]\n"
 		"       mptcpshim example\n"
-		"       mptcpshim version\n");
+		"       mptcpshim version\n"
+		"       mptcpshim status [PID] [--json] [--watch [SECONDS]]\n"
+		"       mptcpshim counters [PID] [--json]\n"
+		"       mptcpshim backup PID IFNAME|ADDR on|off\n"
+		"       mptcpshim addr PID add|del ADDR\n"
+		"       mptcpshim scheduler PID "
+		"earliest|roundrobin|redundant\n");
 }
 
 /*
@@ -289,6 +300,13 @@ int main(int argc, char **argv)
 		return cmd_decode(argc - 2, argv + 2);
 	if (strcmp(argv[1], "example") == 0)
 		return cmd_example();
+	if (strcmp(argv[1], "status") == 0)
+		return mps_cmd_status(argc - 2, argv + 2);
+	if (strcmp(argv[1], "counters") == 0)
+		return mps_cmd_counters(argc - 2, argv + 2);
+	if (strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "addr") == 0 ||
+	    strcmp(argv[1], "scheduler") == 0)
+		return mps_cmd_steer(argv[1], argc - 2, argv + 2);
 	if (strcmp(argv[1], "version") == 0 ||
 	    strcmp(argv[1], "--version") == 0) {
 		printf("mptcpshim %s\n", PACKAGE_VERSION);

@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "libc.h"
+#include "mib.h"
 #include "negotiate.h"
 
 /* A destination in one form for both families. */
@@ -202,8 +203,11 @@ bool mps_neg_client_peer_is_shim(int fd)
 		return false;
 	if (ti.tcpi_snd_mss == MPS_NEG_SERVER_MSS)
 		return true;
-	return (ti.tcpi_options & TCPI_OPT_TIMESTAMPS) &&
-	       ti.tcpi_snd_mss == MPS_NEG_SERVER_MSS - MPS_NEG_TS_LEN;
+	if ((ti.tcpi_options & TCPI_OPT_TIMESTAMPS) &&
+	    ti.tcpi_snd_mss == MPS_NEG_SERVER_MSS - MPS_NEG_TS_LEN)
+		return true;
+	mps_mib_inc(MPS_MIB_PLAIN_CLIENT);
+	return false;
 }
 
 int mps_neg_listener_prepare(int fd)
@@ -306,7 +310,10 @@ bool mps_neg_server_peer_maybe_shim(int fd)
 	/* the kernel reports an empty SYN when it kept none (SYN cookie) */
 	if (len == 0)
 		return true;
-	return mps_neg_syn_mss(syn, len) == MPS_NEG_CLIENT_MSS;
+	if (mps_neg_syn_mss(syn, len) == MPS_NEG_CLIENT_MSS)
+		return true;
+	mps_mib_inc(MPS_MIB_PLAIN_SERVER);
+	return false;
 }
 
 uint64_t mps_neg_fallback_us(int fd)

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "fdtab.h"
 #include "libc.h"
 #include "log.h"
@@ -137,7 +138,7 @@ static bool path_selected(const char *ifname, const struct sockaddr *sa)
 {
 	int i;
 
-	if (mps_config.npaths == 0)
+	if (mps_config.npaths == 0 || mps_ctl_added(sa))
 		return true;
 	for (i = 0; i < mps_config.npaths; i++)
 		if (mps_config_sel_match(&mps_config.paths[i], ifname, sa))
@@ -147,8 +148,10 @@ static bool path_selected(const char *ifname, const struct sockaddr *sa)
 
 static bool path_backup(const char *ifname, const struct sockaddr *sa)
 {
-	int i;
+	int i = mps_ctl_backup_for(ifname, sa);
 
+	if (i >= 0)
+		return i; /* the control socket overrides the environment */
 	for (i = 0; i < mps_config.nbackup; i++)
 		if (mps_config_sel_match(&mps_config.backup[i], ifname, sa))
 			return true;
@@ -169,6 +172,8 @@ static bool ifa_usable(const struct ifaddrs *ifa, int family)
 		if (IN6_IS_ADDR_LINKLOCAL(&v6->sin6_addr))
 			return false;
 	}
+	if (mps_ctl_withdrawn(ifa->ifa_addr))
+		return false;
 	/* loopback only when the user named it */
 	if ((ifa->ifa_flags & IFF_LOOPBACK) && mps_config.npaths == 0)
 		return false;

@@ -41,15 +41,18 @@ struct mps_path {
 	unsigned int ifindex;
 	struct sockaddr_storage addr; /* port 0 */
 	socklen_t addr_len;
-	bool backup; /* named by MPTCPSHIM_BACKUP */
+	bool backup; /* named by MPTCPSHIM_BACKUP or control's backup */
 };
 
 /*
  * The usable local addresses of family (AF_INET or AF_INET6): by default
  * those of interfaces that are up and running and not loopback, or those
  * MPTCPSHIM_PATHS selects (an interface name selects all its addresses
- * of the family).  IPv6 link-local addresses are left out.  Returns how
- * many were stored in out (at most max), or -errno.
+ * of the family).  IPv6 link-local addresses are left out.  The control
+ * socket's steering (control.h) applies on top: withdrawn addresses are
+ * left out, added ones are in whatever MPTCPSHIM_PATHS says, and its
+ * backup rules override MPTCPSHIM_BACKUP.  Returns how many were stored
+ * in out (at most max), or -errno.
  */
 int mps_pm_paths(int family, struct mps_path *out, int max);
 

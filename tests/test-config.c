@@ -151,6 +151,21 @@ START_TEST(test_checksum_bad_value_uses_0)
 }
 END_TEST
 
+START_TEST(test_control_defaults_to_on_and_takes_0)
+{
+	ck_assert(parse_ok(mps_config_control, NULL).control);
+	ck_assert(parse_ok(mps_config_control, "1").control);
+	ck_assert(!parse_ok(mps_config_control, "0").control);
+}
+END_TEST
+
+START_TEST(test_control_bad_value_uses_1)
+{
+	ck_assert(parse_bad(mps_config_control, "MPTCPSHIM_CONTROL", "off")
+			  .control);
+}
+END_TEST
+
 START_TEST(test_log_level_takes_every_name)
 {
 	ck_assert_int_eq(parse_ok(mps_config_log_level, "none").log_level,
@@ -193,6 +208,24 @@ START_TEST(test_log_file_empty_uses_stderr)
 	ck_assert_str_eq(
 		parse_bad(mps_config_log_file, "MPTCPSHIM_LOG_FILE", "")
 			.log_file,
+		"");
+}
+END_TEST
+
+START_TEST(test_capture_defaults_to_none_and_keeps_the_pattern)
+{
+	ck_assert_str_eq(parse_ok(mps_config_capture, NULL).capture, "");
+	ck_assert_str_eq(parse_ok(mps_config_capture, "none").capture, "");
+	ck_assert_str_eq(
+		parse_ok(mps_config_capture, "/tmp/cap-%p.pcap").capture,
+		"/tmp/cap-%p.pcap");
+}
+END_TEST
+
+START_TEST(test_capture_empty_means_none)
+{
+	ck_assert_str_eq(
+		parse_bad(mps_config_capture, "MPTCPSHIM_CAPTURE", "").capture,
 		"");
 }
 END_TEST
@@ -421,6 +454,8 @@ static Suite *config_suite(void)
 	tcase_add_test(simple, test_defaults_are_documented_values);
 	tcase_add_test(simple, test_unset_variables_keep_defaults_silently);
 	tcase_add_test(simple, test_disable_takes_0_and_1);
+	tcase_add_test(simple, test_control_defaults_to_on_and_takes_0);
+	tcase_add_test(simple, test_control_bad_value_uses_1);
 	tcase_add_test(simple, test_disable_bad_value_keeps_library_active);
 	tcase_add_test(simple, test_version_takes_0_and_1);
 	tcase_add_test(simple, test_version_bad_value_uses_1);
@@ -430,6 +465,9 @@ static Suite *config_suite(void)
 	tcase_add_test(simple, test_log_level_bad_value_stays_silent);
 	tcase_add_test(simple, test_log_file_keeps_the_pattern);
 	tcase_add_test(simple, test_log_file_empty_uses_stderr);
+	tcase_add_test(
+		simple, test_capture_defaults_to_none_and_keeps_the_pattern);
+	tcase_add_test(simple, test_capture_empty_means_none);
 	tcase_add_test(simple, test_buffers_take_bytes_and_suffixes);
 	tcase_add_test(simple, test_buffers_out_of_range_use_4m);
 	suite_add_tcase(s, simple);
