@@ -12,7 +12,7 @@ BUILD_PKGS="gcc make autoconf automake libtool pkg-config libev-dev \
 libssl-dev check groff-base libjson-c-dev"
 TEST_PKGS="iproute2 iptables python3 curl socat ncat iperf3 tcpdump \
 tshark libpcap0.8 mptcpd procps psmisc clang-14 libclang-rt-14-dev \
-libnetfilter-queue-dev iputils-ping mptcpize gnuplot-nox"
+libnetfilter-queue-dev iputils-ping mptcpize gnuplot-nox valgrind"
 
 want=""
 case "${1:-all}" in

@@ -51,7 +51,16 @@ case_ok()
 # second) for its join on path 1 to come up while it runs.
 compat_paths_start fork
 case_ok fork-inherit fork-inherit --bytes 16777216
-case_ok fork-new fork-new --children 4 --bytes 262144
+# gcc 12's ASan runtime does not hold its allocator's locks across fork()
+# (later ones do), so a child forked while another thread allocates can
+# hang in its first malloc; these children are forked while the parent's
+# loop thread runs.
+if it_sanitized; then
+	say "skip - fork-new under ASan: a child can hang in the ASan" \
+		"allocator that fork() copied locked (gcc 12's libasan)"
+else
+	case_ok fork-new fork-new --children 4 --bytes 262144
+fi
 compat_paths_stop fork
 
 # Usage: daemon_case MODE   (the daemon writes its verdict to a file)

@@ -65,8 +65,9 @@ shared_buffers = 32MB
 CONF
 echo "host all all 10.31.0.0/16 trust" >>"$PG/data/pg_hba.conf"
 
+shim_env "$PG/libmptcpshim.so"
 ip netns exec "$NS_B" runuser -u postgres -- env \
-	LD_PRELOAD="$PG/libmptcpshim.so" "$PGBIN/postgres" -D "$PG/data" \
+	"${SHIM_ENV[@]}" "$PGBIN/postgres" -D "$PG/data" \
 	>"$IT_TMP/postgres.out" 2>&1 &
 SERVER_PID=$!
 wait_listen "$NS_B" "$PORT" "$SERVER_PID" ||

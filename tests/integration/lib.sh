@@ -18,6 +18,16 @@
 # IT_KEEP_TMP=1 keeps the temporary directory (captures, outputs);
 # IT_SHIM_LOG=debug makes every shimmed process log there.
 #
+# Looking for memory errors in the library, two hooks apply to every
+# shimmed process (README tells how to run each):
+#   IT_PRELOAD_FIRST  libraries preloaded ahead of the library: the ASan
+#                     runtime, for a library built --enable-sanitizers.
+#                     ASan and UBSan then write reports to files in
+#                     $IT_TMP/san (programs may swallow stderr), and any
+#                     report fails the test.
+#   IT_VALGRIND=1     run shimmed commands under valgrind's memcheck;
+#                     any error it reports fails the test.
+#
 # Variables a test may read after it_setup:
 #   NS_A, NS_B         namespace names (client side, server side)
 #   IF_A, IF_B         the veth end inside each namespace
@@ -107,6 +117,7 @@ it_cleanup()
 	for ns in "${IT_NAMESPACES[@]}"; do
 		ip netns del "$ns" 2>/dev/null
 	done
+	it_memory_reports || status=1
 	if [ -n "$IT_TMP" ] && [ -d "$IT_TMP" ]; then
 		if [ -n "${IT_KEEP_TMP:-}" ]; then
 			echo "${IT_NAME:-test}: kept $IT_TMP" >&2
@@ -257,20 +268,91 @@ run_plain()
 	ip netns exec "$ns" env -u LD_PRELOAD "$@"
 }
 
+# Leave in SHIM_ENV the environment of a shimmed process: LD_PRELOAD
+# (IT_PRELOAD_FIRST, then LIBRARY or $SHIMLIB) and, with IT_PRELOAD_FIRST,
+# the sanitizers' options.  Reports go to files in $IT_TMP/san, which any
+# user may write (postgres runs as its own).  Leak detection is off: the
+# programs under test leak at exit by design, and so does a forked child
+# of the library, which abandons its parent's libev loop (src/loop.c);
+# the unit tests keep it on.
+# Usage: shim_env [LIBRARY]
+shim_env()
+{
+	local dir=$IT_TMP/san first=${IT_PRELOAD_FIRST:-}
+
+	SHIM_ENV=(LD_PRELOAD="${first:+$first }${1:-$SHIMLIB}")
+	[ -n "${IT_PRELOAD_FIRST:-}" ] || return 0
+	mkdir -p "$dir" && chmod 1777 "$dir"
+	SHIM_ENV+=(ASAN_OPTIONS="detect_leaks=0:log_path=$dir/asan"
+		UBSAN_OPTIONS="print_stacktrace=1:log_path=$dir/ubsan")
+}
+
+# True when shimmed processes run with the ASan runtime (IT_PRELOAD_FIRST),
+# for the few checks that cannot hold there: resident memory bounds, for
+# one (ASan's shadow and quarantine are counted).
+it_sanitized()
+{
+	case ${IT_PRELOAD_FIRST:-} in
+	*libasan*) return 0 ;;
+	esac
+	return 1
+}
+
+# Valgrind's memcheck for IT_VALGRIND=1, in front of env: the valgrind
+# command is a shell script, which must not load the library.  Leaks are
+# not errors, for the reason shim_env gives.  Python's own allocator
+# upsets memcheck (it reads memory it never wrote, on purpose), so python
+# uses malloc.  The markers let it_memory_reports find each error.
+VALGRIND_ARGS=(valgrind -q --error-exitcode=97 --errors-for-leak-kinds=none
+	--trace-children=yes --num-callers=30
+	"--error-markers=VGERR-BEGIN,VGERR-END"
+	--suppressions="$IT_DIR/valgrind.supp")
+
 # Run a command in a namespace with the preload library.  With
 # IT_SHIM_LOG=LEVEL in the environment, each shimmed process logs at that
 # level to $IT_TMP/shim-PID.log (and IT_KEEP_TMP=1 keeps them).
 # Usage: run_shim NS COMMAND...
 run_shim()
 {
-	local ns=$1
+	local ns=$1 wrap=()
 
 	shift
 	if [ -n "${IT_SHIM_LOG:-}" ]; then
 		set -- MPTCPSHIM_LOG_LEVEL="$IT_SHIM_LOG" \
 			MPTCPSHIM_LOG_FILE="$IT_TMP/shim-%p.log" "$@"
 	fi
-	ip netns exec "$ns" env LD_PRELOAD="$SHIMLIB" "$@"
+	if [ -n "${IT_VALGRIND:-}" ]; then
+		wrap=("${VALGRIND_ARGS[@]}"
+			--log-file="$IT_TMP/valgrind-%p.log")
+		set -- PYTHONMALLOC=malloc "$@"
+	fi
+	shim_env "$SHIMLIB"
+	ip netns exec "$ns" "${wrap[@]}" env "${SHIM_ENV[@]}" "$@"
+}
+
+# Print every sanitizer report and valgrind error the test's processes
+# left in $IT_TMP; false when there is one.
+it_memory_reports()
+{
+	local f found=0
+
+	[ -n "$IT_TMP" ] && [ -d "$IT_TMP" ] || return 0
+	for f in "$IT_TMP"/san/*; do
+		[ -s "$f" ] || continue
+		printf '%s: FAIL: sanitizer report %s\n' "${IT_NAME:-test}" \
+			"${f##*/}" >&2
+		head -60 "$f" | sed 's/^/report| /' >&2
+		found=1
+	done
+	for f in "$IT_TMP"/valgrind-*.log; do
+		grep -q VGERR-BEGIN "$f" 2>/dev/null || continue
+		printf '%s: FAIL: valgrind error in %s\n' "${IT_NAME:-test}" \
+			"${f##*/}" >&2
+		sed -n '/VGERR-BEGIN/,/VGERR-END/p' "$f" | head -80 |
+			sed 's/^/report| /' >&2
+		found=1
+	done
+	[ "$found" -eq 0 ]
 }
 
 # Run a command in a namespace, shimmed or not by the word MODE.

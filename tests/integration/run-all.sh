@@ -10,7 +10,8 @@
 # when given, in SHIM_CMD.  Each test's output goes to a log
 # directory (IT_LOG_DIR, or a fresh one under /tmp) whose path is printed;
 # a failing test's reasons are also printed under its line.  IT_ONLY may
-# name a subset ("socat errors").  Each test is stopped after
+# name a subset ("socat errors").  IT_PRELOAD_FIRST (a sanitized library)
+# and IT_VALGRIND=1 reach every test (lib.sh).  Each test is stopped after
 # IT_TEST_LIMIT seconds (default 120); passing, the suite takes about a
 # minute.
 #
@@ -36,6 +37,8 @@ mkdir -p "$LOG_DIR"
 LIMIT=${IT_TEST_LIMIT:-120}
 
 echo "library: $SHIMLIB"
+[ -n "${IT_PRELOAD_FIRST:-}" ] && echo "preloaded first: $IT_PRELOAD_FIRST"
+[ -n "${IT_VALGRIND:-}" ] && echo "shimmed commands run under valgrind"
 echo "logs:    $LOG_DIR"
 
 failed=0
@@ -59,7 +62,9 @@ for name in ${IT_ONLY:-$TESTS}; do
 		failed=1
 		[ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] &&
 			echo "      stopped after ${LIMIT}s"
-		grep -E 'FAIL:' "$log" | sed 's/^/      /'
+		# report| lines: a sanitizer's or valgrind's (lib.sh).
+		grep -E 'FAIL:|^report\| ' "$log" | head -150 |
+			sed 's/^/      /'
 		;;
 	SKIP)
 		grep -E 'SKIP:' "$log" | sed 's/^/      /'
