@@ -258,6 +258,8 @@ struct mps_conn {
 	bool rcv_fin_done; /* DATA_FIN reached in order: ACK counts it */
 	uint64_t rcv_fin_dsn;
 	bool rx_raw; /* fallback: bytes come in unframed */
+	bool late_check; /* server fell back on its timer: the client's
+			    first bytes may still be its MP_CAPABLE */
 	bool rx_eof; /* fallback: the subflow ended cleanly */
 	uint64_t rx_skip; /* raw bytes already held, to drop (after an
 			     infinite mapping from behind rcv_nxt) */

@@ -2172,11 +2172,64 @@ static ssize_t rx_head(struct mps_conn *conn,
 	return (ssize_t)take;
 }
 
+/*
+ * The first bytes after a fallback on the server's timer (late_check):
+ * held in rx_head until they prove to be a record or not.  A client of
+ * ours whose MP_CAPABLE came too late believes the connection is MPTCP
+ * and frames everything it sends: rather than hand records to the
+ * program as data, the connection is reset (counted in late_first).
+ * Anything else is a plain client after all and goes on raw.  Returns
+ * 1 while more bytes are needed (all of buf taken), 0 when the held
+ * bytes went to the program, or -ECONNRESET when the connection is now
+ * RESET.
+ */
+static int rx_late_first(struct mps_conn *conn,
+			 struct mps_sf *sf,
+			 const uint8_t **buf,
+			 size_t *len)
+{
+	size_t room = sizeof(sf->rx_head) - sf->rx_have;
+	size_t take = *len < room ? *len : room;
+	struct mps_record rec;
+	int err;
+
+	memcpy(sf->rx_head + sf->rx_have, *buf, take);
+	sf->rx_have += take;
+	*buf += take;
+	*len -= take;
+	err = mps_wire_decode_record(
+		sf->rx_head, sf->rx_have, conn->version, &rec);
+	if (err == MPS_WIRE_NEED_MORE && sf->rx_have < sizeof(sf->rx_head))
+		return 1;
+
+	conn->late_check = false;
+	if (err == 0 && rx_first_ok(&rec.opt, rec.payload_len)) {
+		mps_crypto_wipe(&rec, sizeof(rec));
+		mps_crypto_wipe(sf->rx_head, sizeof(sf->rx_head));
+		sf->rx_have = 0;
+		conn->stats.late_first++;
+		conn_reset(conn, ECONNRESET);
+		return -ECONNRESET;
+	}
+	ring_put(&conn->rcv, sf->rx_head, sf->rx_have);
+	ring_show(&conn->rcv);
+	conn->stats.bytes_in += sf->rx_have;
+	sf->rx_have = 0;
+	return 0;
+}
+
 /* Fallback input: the program gets the bytes as they are. */
 static int
 rx_raw(struct mps_conn *conn, struct mps_sf *sf, const uint8_t *buf, size_t len)
 {
 	size_t n;
+
+	if (conn->late_check) {
+		int err = rx_late_first(conn, sf, &buf, &len);
+
+		if (err != 0)
+			return 0; /* held, or the connection is RESET */
+	}
 
 	if (conn->rx_skip > 0) {
 		/* Raw data from behind rcv_nxt: this end has it already. */
@@ -2477,11 +2530,21 @@ static uint64_t tick_fallback(struct mps_conn *conn, uint64_t now_us)
 	if (now_us < deadline)
 		return deadline - now_us;
 
+	/*
+	 * A whole record header already checked out: the client frames
+	 * records and is only slow (a loaded machine, its first connection
+	 * starting its event loop).  Falling back now would hand its
+	 * MP_CAPABLE to the program as data; wait for the rest instead.
+	 */
+	if (conn->nsf > 0 && conn->sf[0]->rx_have >= MPS_WIRE_HDR_LEN)
+		return conn->params.fallback_us;
+
 	/* Bytes of an unfinished first record go to the program as data. */
 	if (conn->nsf > 0)
 		rx_fall_back(conn, conn->sf[0]);
 	else
 		conn_fall_back(conn);
+	conn->late_check = !conn->stats.bytes_in;
 	return 0;
 }
 

@@ -118,7 +118,11 @@ struct mps_conn_params {
 	uint64_t fallback_us; /* server only: how long, from creation, to
 				 wait for the client's first complete
 				 record before falling back to plain TCP;
-				 0 waits forever */
+				 0 waits forever.  Once a record header
+				 is in, the wait goes on; an MP_CAPABLE
+				 that comes after the fallback resets the
+				 connection (stats.late_first) rather
+				 than reach the program as data */
 	int sched;	      /* enum mps_sched; 0 is MPS_SCHED_EARLIEST */
 };
 
@@ -474,6 +478,8 @@ struct mps_conn_stats {
 	uint64_t signals_refused;   /* REMOVE_ADDR, MP_PRIO or MP_FAIL out
 				       of place: ignored */
 	uint64_t mp_fail;	    /* MP_FAIL sent or received */
+	uint64_t late_first;	    /* server: the client's MP_CAPABLE came
+				       after the fallback timer; reset */
 };
 
 /* A subflow's state as the statistics show it. */

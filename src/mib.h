@@ -58,6 +58,8 @@ enum mps_mib_id {
 	MPS_MIB_WINDOW_ERRORS,
 	MPS_MIB_INCONSISTENT_DATA,
 	MPS_MIB_MP_FAIL,
+	MPS_MIB_LATE_FIRST,	     /* server: MP_CAPABLE after its fallback
+					timer; reset, never passed on */
 	MPS_MIB_REINJECTED_BYTES,
 	MPS_MIB_DUP_BYTES,
 	MPS_MIB_STALLS,

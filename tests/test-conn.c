@@ -1296,6 +1296,78 @@ START_TEST(server_falls_back_when_nothing_arrives_in_time)
 }
 END_TEST
 
+/* The client's first record, as its core would send it. */
+static size_t client_first_record(uint8_t *buf, size_t cap)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn *c = conn_new(MPS_ROLE_CLIENT, &p, NULL);
+	size_t n = drain(c, buf, cap);
+
+	mps_conn_free(c);
+	return n;
+}
+
+START_TEST(a_first_record_after_the_fallback_timer_resets)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn *s = mps_conn_new(MPS_ROLE_SERVER, &p, NULL, 0);
+	uint8_t rec[256], buf[64];
+	size_t n = client_first_record(rec, sizeof(rec));
+
+	ck_assert_uint_gt(n, 3);
+	ck_assert_int_eq(mps_conn_sf_add(s), 0);
+	ck_assert(mps_conn_tick(s, 1000000) == 0);
+	ck_assert_int_eq(mps_conn_state(s), MPS_CONN_FALLBACK);
+	/* split, as a slow client's bytes may come */
+	ck_assert_int_eq(mps_conn_sf_input(s, 0, rec, 3), 0);
+	ck_assert_int_eq(mps_conn_state(s), MPS_CONN_FALLBACK);
+	ck_assert_uint_eq(app_read(s, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(mps_conn_sf_input(s, 0, rec + 3, n - 3), 0);
+	ck_assert_int_eq(mps_conn_state(s), MPS_CONN_RESET);
+	ck_assert_int_eq(mps_conn_error(s), ECONNRESET);
+	ck_assert_uint_eq(app_read(s, buf, sizeof(buf)), 0);
+	mps_conn_free(s);
+}
+END_TEST
+
+START_TEST(a_slow_first_record_is_waited_for_once_its_header_is_in)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn *s = mps_conn_new(MPS_ROLE_SERVER, &p, NULL, 0);
+	uint8_t rec[256];
+	size_t n = client_first_record(rec, sizeof(rec));
+
+	ck_assert_int_eq(mps_conn_sf_add(s), 0);
+	ck_assert_int_eq(mps_conn_sf_input(s, 0, rec, 6), 0);
+	ck_assert(mps_conn_tick(s, 1000000) > 0);
+	ck_assert_int_eq(mps_conn_state(s), MPS_CONN_HANDSHAKE);
+	ck_assert_int_eq(mps_conn_sf_input(s, 0, rec + 6, n - 6), 0);
+	ck_assert_int_ne(mps_conn_state(s), MPS_CONN_FALLBACK);
+	ck_assert_int_ne(mps_conn_state(s), MPS_CONN_RESET);
+	mps_conn_free(s);
+}
+END_TEST
+
+START_TEST(plain_bytes_after_the_fallback_timer_pass_unchanged)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn *s = mps_conn_new(MPS_ROLE_SERVER, &p, NULL, 0);
+	/* the marker first, then no record */
+	static const char req[] = "MGET key\r\n";
+
+	ck_assert_int_eq(mps_conn_sf_add(s), 0);
+	ck_assert(mps_conn_tick(s, 1000000) == 0);
+	ck_assert_int_eq(mps_conn_sf_input(s, 0, (const uint8_t *)req, 1), 0);
+	ck_assert_int_eq(
+		mps_conn_sf_input(
+			s, 0, (const uint8_t *)req + 1, sizeof(req) - 2),
+		0);
+	ck_assert_int_eq(mps_conn_state(s), MPS_CONN_FALLBACK);
+	expect_read(s, req);
+	mps_conn_free(s);
+}
+END_TEST
+
 START_TEST(fallback_input_is_bounded_by_the_receive_buffer)
 {
 	struct mps_conn_params p = params(MPS_VERSION_1, false);
@@ -3121,6 +3193,10 @@ static Suite *conn_suite(void)
 	tcase_add_test(fb,
 		       server_falls_back_on_a_record_that_is_not_mp_capable);
 	tcase_add_test(fb, server_falls_back_when_nothing_arrives_in_time);
+	tcase_add_test(fb, a_first_record_after_the_fallback_timer_resets);
+	tcase_add_test(fb,
+		       a_slow_first_record_is_waited_for_once_its_header_is_in);
+	tcase_add_test(fb, plain_bytes_after_the_fallback_timer_pass_unchanged);
 	tcase_add_test(fb, fallback_input_is_bounded_by_the_receive_buffer);
 	tcase_add_test(fb, client_never_falls_back_after_its_mp_capable);
 	suite_add_tcase(s, fb);
