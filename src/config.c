@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "pathsel.h"
 
 struct mps_config mps_config;
 
@@ -378,46 +379,6 @@ int mps_config_scheduler(struct mps_config *cfg, const char *value)
 	return -EINVAL;
 }
 
-/* An address, bracketed or not, into sel; -EINVAL if s is none. */
-static int parse_sel_addr(const char *s, struct mps_path_sel *sel)
-{
-	char buf[INET6_ADDRSTRLEN + 1];
-	size_t len = strlen(s);
-
-	if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
-		s++;
-		len -= 2;
-	}
-	if (len >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	if (inet_pton(AF_INET, buf, sel->addr) == 1) {
-		sel->family = AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, buf, sel->addr) == 1) {
-		sel->family = AF_INET6;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-/* One word of a selection list: an address, else an interface name. */
-static int parse_sel(const char *s, struct mps_path_sel *sel)
-{
-	size_t len = strlen(s);
-
-	memset(sel, 0, sizeof(*sel));
-	if (parse_sel_addr(s, sel) == 0)
-		return 0;
-	if (len == 0 || len >= MPS_CONFIG_IFNAME_MAX ||
-	    strpbrk(s, "/ \t[]") != NULL)
-		return -EINVAL;
-	memcpy(sel->ifname, s, len + 1);
-	return 0;
-}
-
 /* A comma list of selections; -EINVAL on the first bad one. */
 static int parse_sels(const char *value, struct mps_path_sel *sels, int *n)
 {
@@ -433,7 +394,7 @@ static int parse_sels(const char *value, struct mps_path_sel *sels, int *n)
 			return -EINVAL;
 		memcpy(word, p, len);
 		word[len] = '\0';
-		if (parse_sel(word, &sels[*n]) < 0)
+		if (mps_pathsel_parse(word, &sels[*n]) < 0)
 			return -EINVAL;
 		(*n)++;
 		if (!p[len])

@@ -598,16 +598,9 @@ static int ctl_listen(const char *path)
 	int fd, err = 0;
 
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	mps_fdtab_lock();
-	fd = mps_libc()->socket(
-		AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = mps_fdtab_own_socket(AF_UNIX);
 	if (fd < 0)
-		err = -errno;
-	else
-		fd = mps_fdtab_own_locked(fd);
-	mps_fdtab_unlock();
-	if (fd < 0)
-		return err;
+		return fd;
 	/* a file of our pid is a leftover of this pid's earlier image */
 	unlink(path);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "ctlproto.h"
+#include "pathsel.h"
 
 #define MAX_WORDS 4
 
@@ -31,45 +32,6 @@ static int words(char *s, char **w, int max)
 		w[n++] = tok;
 	}
 	return n;
-}
-
-/* An address, bracketed or not, into sel; -EINVAL if s is none. */
-static int parse_addr(const char *s, struct mps_path_sel *sel)
-{
-	char buf[INET6_ADDRSTRLEN + 1];
-	size_t len = strlen(s);
-
-	if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
-		s++;
-		len -= 2;
-	}
-	if (len >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	memset(sel, 0, sizeof(*sel));
-	if (inet_pton(AF_INET, buf, sel->addr) == 1)
-		sel->family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, sel->addr) == 1)
-		sel->family = AF_INET6;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-/* An address, else an interface name (as MPTCPSHIM_BACKUP takes). */
-static int parse_sel(const char *s, struct mps_path_sel *sel)
-{
-	size_t len = strlen(s);
-
-	if (parse_addr(s, sel) == 0)
-		return 0;
-	if (len == 0 || len >= MPS_CONFIG_IFNAME_MAX ||
-	    strpbrk(s, "/[]=") != NULL)
-		return -EINVAL;
-	memset(sel, 0, sizeof(*sel));
-	memcpy(sel->ifname, s, len + 1);
-	return 0;
 }
 
 static int parse_sched(const char *s, int *sched)
@@ -92,7 +54,7 @@ static int parse_backup(char **w, int n, struct mps_ctl_req *req,
 		*why = "usage: backup IFNAME|ADDR on|off";
 		return -EINVAL;
 	}
-	if (parse_sel(w[1], &req->sel) < 0) {
+	if (mps_pathsel_parse(w[1], &req->sel) < 0) {
 		*why = "not an interface name or an address";
 		return -EINVAL;
 	}
@@ -112,7 +74,7 @@ static int parse_addr_req(char **w, int n, struct mps_ctl_req *req,
 		*why = "usage: addr add|del ADDR";
 		return -EINVAL;
 	}
-	if (parse_addr(w[2], &req->sel) < 0) {
+	if (mps_pathsel_addr(w[2], &req->sel) < 0) {
 		*why = "not an IPv4 or IPv6 address";
 		return -EINVAL;
 	}

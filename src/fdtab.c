@@ -241,6 +241,21 @@ int mps_fdtab_own_locked(int fd)
 	return fd;
 }
 
+int mps_fdtab_own_socket(int domain)
+{
+	int fd, err = 0;
+
+	mps_fdtab_lock();
+	fd = mps_libc()->socket(
+		domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		err = -errno;
+	else
+		fd = mps_fdtab_own_locked(fd);
+	mps_fdtab_unlock();
+	return fd < 0 ? err : fd;
+}
+
 void mps_fdtab_close(int fd)
 {
 	if (fd < 0)

@@ -153,6 +153,10 @@ int mps_fdtab_high(void);
 #define MPS_FDTAB_FLOOR_MAX 65536
 int mps_fdtab_own_locked(int fd);
 void mps_fdtab_close(int fd);
+
+/* A new non-blocking, close-on-exec stream socket of domain, owned by
+ * the loop as above; the descriptor or -errno.  Any thread. */
+int mps_fdtab_own_socket(int domain);
 /*
  * Lowest number for loop-owned descriptors: half of the soft
  * RLIMIT_NOFILE as it is now, at most MPS_FDTAB_FLOOR_MAX and within the

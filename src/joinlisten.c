@@ -225,20 +225,13 @@ static int listen_any(int fd, int family)
 int mps_jl_port(int family)
 {
 	struct jl_listener *ls = &listeners[family == AF_INET6];
-	int fd, port, err = 0;
+	int fd, port;
 
 	if (ls->fd >= 0)
 		return ls->port;
-	mps_fdtab_lock();
-	fd = mps_libc()->socket(
-		family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = mps_fdtab_own_socket(family);
 	if (fd < 0)
-		err = -errno;
-	else
-		fd = mps_fdtab_own_locked(fd);
-	mps_fdtab_unlock();
-	if (fd < 0)
-		return err;
+		return fd;
 	port = listen_any(fd, family);
 	if (port < 0) {
 		mps_fdtab_close(fd);

@@ -221,22 +221,6 @@ unsigned int mps_pm_ifindex_of(const struct sockaddr *sa)
 	return idx;
 }
 
-/* A loop-owned TCP socket of family; fd or -errno. */
-static int owned_socket(int family)
-{
-	int fd, err = 0;
-
-	mps_fdtab_lock();
-	fd = mps_libc()->socket(
-		family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		err = -errno;
-	else
-		fd = mps_fdtab_own_locked(fd);
-	mps_fdtab_unlock();
-	return fd < 0 ? err : fd;
-}
-
 /* SO_BINDTODEVICE, tolerating EPERM (logged once). */
 static int bind_device(int fd, const struct mps_path *p)
 {
@@ -302,7 +286,7 @@ int mps_pm_join_socket(const struct mps_path *p,
 		return len;
 	dst = (const struct sockaddr *)&to;
 	dst_len = (socklen_t)len;
-	fd = owned_socket(p->addr.ss_family);
+	fd = mps_fdtab_own_socket(p->addr.ss_family);
 	if (fd < 0)
 		return fd;
 	err = bind_device(fd, p);
