@@ -32,33 +32,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "addr.h"
+
 static void die(const char *what)
 {
 	fprintf(stderr, "idle: %s: %s\n", what, strerror(errno));
 	exit(1);
-}
-
-/* Fill sa from ADDR (IPv4 or IPv6) and PORT; returns its length. */
-static socklen_t parse_addr(const char *addr,
-			    const char *port,
-			    struct sockaddr_storage *sa)
-{
-	struct sockaddr_in *in4 = (struct sockaddr_in *)sa;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-
-	memset(sa, 0, sizeof(*sa));
-	if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(atoi(port));
-		return sizeof(*in4);
-	}
-	if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(atoi(port));
-		return sizeof(*in6);
-	}
-	fprintf(stderr, "idle: not an address: %s\n", addr);
-	exit(2);
 }
 
 /* Read exactly one byte, retrying interrupted reads. */
@@ -152,7 +131,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	len = parse_addr(argv[2], argv[3], &sa);
+	len = bench_parse_addr(argv[2], argv[3], &sa);
 	n = atol(argv[4]);
 	if (n < 1)
 		n = 1;

@@ -75,8 +75,8 @@ if [ "${1:-}" = --ttfb-inner ]; then
 			0.0.0.0 "$port" 2>/dev/null &
 		spid=$!
 		for _ in $(seq 100); do
-			ip netns exec "$TB_NS_SERVER" ss -ltnH "sport = :$port" |
-				grep -q . && break
+			ip netns exec "$TB_NS_SERVER" \
+				ss -ltnH "sport = :$port" | grep -q . && break
 			sleep 0.05
 		done
 		echo "$mode $(ip netns exec "$TB_NS_CLIENT" "${pre[@]}" \
@@ -328,7 +328,8 @@ row()
 for dir in up down; do
 	row "1 loopback $dir, Gbit/s" "${F[${dir}_plain]:--}" \
 		"${F[${dir}_kernel]:--}" "${F[${dir}_shim]:--}" "shim/plain" \
-		"$(ratio "${F[${dir}_shim]:-}" "${F[${dir}_plain]:-}")" '>=' 0.75
+		"$(ratio "${F[${dir}_shim]:-}" "${F[${dir}_plain]:-}")" \
+		'>=' 0.75
 done
 for cpus in two one; do
 	row "2 round trip p50 ($cpus CPU), us" "${F[p50_${cpus}_plain]:--}" \
@@ -347,9 +348,11 @@ row "  first byte, first connection, ms" "${TTFB_FIRST[plain]:--}" \
 	"$(ratio "${TTFB_FIRST[shim]:-}" "${TTFB_FIRST[plain]:-}")" '<=' 1.05
 for side in client server; do
 	if [ $side = client ]; then
-		p=${IDLE_C[plain]:--} k=${IDLE_C[kernel]:--} s=${IDLE_C[shim]:--}
+		p=${IDLE_C[plain]:--} k=${IDLE_C[kernel]:--}
+		s=${IDLE_C[shim]:--}
 	else
-		p=${IDLE_S[plain]:--} k=${IDLE_S[kernel]:--} s=${IDLE_S[shim]:--}
+		p=${IDLE_S[plain]:--} k=${IDLE_S[kernel]:--}
+		s=${IDLE_S[shim]:--}
 	fi
 	row "5 idle conn, $side, bytes each" "$p" "$k" "$s" "shim KiB" \
 		"$(awk -v s="$s" 'BEGIN { if (s == "-") print "-";
@@ -368,6 +371,7 @@ if [ "$multipath" -eq 1 ]; then
 		"$BENCH/scenarios/failover-blackhole.conf" 2>/dev/null
 else
 	echo
-	echo "6: run with --multipath for the aggregation and failover scenarios"
+	echo "6: run with --multipath for the aggregation and failover" \
+		"scenarios"
 fi
 exit 0

@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
+
 #define RESPONSE_BYTES 1024
 #define REQUEST "GET / HTTP/1.0\r\n\r\n"
 
@@ -35,28 +37,6 @@ static void die(const char *what)
 {
 	fprintf(stderr, "ttfb: %s: %s\n", what, strerror(errno));
 	exit(1);
-}
-
-static socklen_t parse_addr(const char *addr,
-			    const char *port,
-			    struct sockaddr_storage *sa)
-{
-	struct sockaddr_in *in4 = (struct sockaddr_in *)sa;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-
-	memset(sa, 0, sizeof(*sa));
-	if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(atoi(port));
-		return sizeof(*in4);
-	}
-	if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(atoi(port));
-		return sizeof(*in6);
-	}
-	fprintf(stderr, "ttfb: not an address: %s\n", addr);
-	exit(2);
 }
 
 static double now_ms(void)
@@ -170,10 +150,10 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 4 && strcmp(argv[1], "server") == 0) {
-		len = parse_addr(argv[2], argv[3], &sa);
+		len = bench_parse_addr(argv[2], argv[3], &sa);
 		server(&sa, len);
 	} else if (argc == 5 && strcmp(argv[1], "client") == 0) {
-		len = parse_addr(argv[2], argv[3], &sa);
+		len = bench_parse_addr(argv[2], argv[3], &sa);
 		client(&sa, len, atoi(argv[4]));
 		return 0;
 	}

@@ -173,12 +173,14 @@ as_nobody()
 		env XDG_RUNTIME_DIR="$RUN" "$IT_TMP/mptcpshim" "$@"
 }
 if as_nobody status "$CLIENT" >"$IT_TMP/nobody.out" 2>&1; then
-	check_fail "nobody could read the status: $(head -2 "$IT_TMP/nobody.out")"
+	check_fail "nobody could read the status:" \
+		"$(head -2 "$IT_TMP/nobody.out")"
 fi
 # ... and with the modes loosened by hand, SO_PEERCRED does.
 chmod 711 "$IT_TMP" "$RUN" "$CTL"
 chmod 666 "$CTL/$CLIENT.sock"
-refused_before=$("$CMD" counters "$CLIENT" | sed -n 's/^counter control_refused=//p')
+refused_before=$("$CMD" counters "$CLIENT" |
+	sed -n 's/^counter control_refused=//p')
 if as_nobody status "$CLIENT" >"$IT_TMP/nobody.out" 2>&1; then
 	check_fail "nobody read the status through loosened modes"
 fi
