@@ -75,8 +75,15 @@ xfer()
 		curl -sS --max-time 60 -o "$dir/got" \
 		"http://$SRV:$PORT/data" 2>"$dir/curl.err" ||
 		check_fail "$label: curl failed: $(excerpt "$dir/curl.err")"
-	# the server flushes its file when the connection ends
-	sleep 1
+	# the server flushes its file when the connection ends: wait for
+	# its subflows to go (loaded machines are slow), then for the file
+	local tries=100
+	while [ "$tries" -gt 0 ] && [ -n "$(ip netns exec "$NS_B" \
+		ss -tnH state established "sport = :$PORT")" ]; do
+		sleep 0.1
+		tries=$((tries - 1))
+	done
+	settle "$dir/srv"
 	stop_pid "$SERVER_PID"
 	cmp -s "$dir/got" "$IT_TMP/www/data" ||
 		check_fail "$label: curl got other bytes than served"

@@ -446,10 +446,12 @@ capture_start()
 
 	shift 3
 	require_pkg tcpdump tcpdump
+	# A 16 MiB ring (-B, KiB) so that a loaded machine drops nothing.
 	ip netns exec "$ns" tcpdump -i "$iface" -nn -U --immediate-mode \
-		-s "${CAPTURE_SNAPLEN:-0}" -Z root -w "$file" "$@" \
+		-B 16384 -s "${CAPTURE_SNAPLEN:-0}" -Z root -w "$file" "$@" \
 		2>"$file.err" &
 	CAPTURE_PID=$!
+	CAPTURE_FILE=$file
 	while ! grep -q 'listening on' "$file.err" 2>/dev/null; do
 		kill -0 "$CAPTURE_PID" 2>/dev/null ||
 			fail "tcpdump failed: $(head -c 300 "$file.err")"
@@ -459,11 +461,33 @@ capture_start()
 	done
 }
 
+# Wait until the files (or directories) given have stopped growing for
+# 0.6 s, at most 10 s in all: a writer on a loaded machine (tcpdump, a
+# program's MPTCPSHIM_CAPTURE) may be seconds behind the traffic.
+# Usage: settle PATH...
+settle()
+{
+	local last=-1 size stable=0 tries=50
+
+	while [ "$stable" -lt 3 ] && [ "$tries" -gt 0 ]; do
+		sleep 0.2
+		size=$(du -sbc "$@" 2>/dev/null | tail -1 | cut -f1)
+		if [ "$size" = "$last" ]; then
+			stable=$((stable + 1))
+		else
+			stable=0
+		fi
+		last=$size
+		tries=$((tries - 1))
+	done
+}
+
 # Stop the capture started last, letting tcpdump flush its file.
 capture_stop()
 {
-	# Packets already sent may still sit in the capture ring.
-	sleep 0.3
+	# Packets already sent may still sit in the capture ring, and on a
+	# loaded machine tcpdump may be seconds behind.
+	settle "$CAPTURE_FILE"
 	kill -INT "$CAPTURE_PID" 2>/dev/null
 	wait_pid "$CAPTURE_PID" 5 >/dev/null 2>&1
 	return 0
