@@ -397,9 +397,12 @@ static int rx_join_synack(struct mps_conn *conn,
 					conn->peer_key,
 					sf->local_nonce,
 					sa->nonce,
-					mac) ||
-	    !mps_crypto_mem_equal(mac, sa->hmac, sizeof(mac)))
+					mac))
+		return sf_refuse(conn, sf, MPS_RST_NO_RESOURCES);
+	if (!mps_crypto_mem_equal(mac, sa->hmac, sizeof(mac))) {
+		conn->stats.joins_bad_hmac++;
 		return sf_refuse(conn, sf, MPS_RST_MPTCP_ERROR);
+	}
 	sf->peer_nonce = sa->nonce;
 	sf->peer_addr_id = sa->addr_id;
 	sf->backup_peer = sa->backup;
@@ -431,9 +434,12 @@ static int rx_join_ack(struct mps_conn *conn,
 				     conn->local.key,
 				     sf->peer_nonce,
 				     sf->local_nonce,
-				     mac) ||
-	    !mps_crypto_mem_equal(mac, ack->hmac, sizeof(mac)))
+				     mac))
+		return sf_refuse(conn, sf, MPS_RST_NO_RESOURCES);
+	if (!mps_crypto_mem_equal(mac, ack->hmac, sizeof(mac))) {
+		conn->stats.joins_bad_hmac++;
 		return sf_refuse(conn, sf, MPS_RST_MPTCP_ERROR);
+	}
 	sf_join_up(conn, sf);
 	sf->ack_now = true;
 	return 0;

@@ -474,6 +474,8 @@ struct mps_conn_stats {
 				       compare (older than MPS_CONN_HIST) */
 	uint64_t joins_replayed;    /* SYN forms with a nonce seen before
 				       (also in joins_refused) */
+	uint64_t joins_bad_hmac;    /* SYN/ACK or ACK forms whose HMAC did
+				       not check out (also in joins_refused) */
 	uint64_t joins_half_open_refused; /* over MPS_CONN_MAX_HALF_OPEN */
 	uint64_t signals_refused;   /* REMOVE_ADDR, MP_PRIO or MP_FAIL out
 				       of place: ignored */

@@ -52,6 +52,7 @@ enum mps_mib_id {
 	MPS_MIB_JOINS_ACCEPTED,
 	MPS_MIB_JOINS_REFUSED,	     /* wrong token or HMAC, replay, early */
 	MPS_MIB_JOINS_REPLAYED,	     /* of which a SYN nonce seen before */
+	MPS_MIB_JOINS_BAD_HMAC,	     /* of which a wrong HMAC */
 	MPS_MIB_JOINS_HALF_OPEN,     /* over the half-open cap */
 	MPS_MIB_CSUM_ERRORS,
 	MPS_MIB_PROTOCOL_ERRORS,     /* subflows reset for breaking rules */

@@ -1756,6 +1756,7 @@ START_TEST(a_join_with_a_wrong_token_is_refused_alone)
 	ck_assert_int_eq(ev.sf, ssf);
 	info(mp.pr.s, &si);
 	ck_assert_uint_eq(si.stats.joins_refused, 1);
+	ck_assert_uint_eq(si.stats.joins_bad_hmac, 0);
 
 	/* What the runtime sends for a token it does not know at all. */
 	len = mps_join_refusal(out, sizeof(out));
@@ -1789,6 +1790,7 @@ START_TEST(a_join_with_a_bad_synack_hmac_is_refused_alone)
 	ck_assert_int_eq(ev.err, ECONNREFUSED);
 	info(mp.pr.c, &ci);
 	ck_assert_uint_eq(ci.stats.joins_refused, 1);
+	ck_assert_uint_eq(ci.stats.joins_bad_hmac, 1);
 	ck_assert_uint_eq(ci.stats.joins_accepted, 0);
 	mp.failed[l] = true;
 	expect_conn_fine(&mp);
@@ -1817,6 +1819,7 @@ START_TEST(a_join_with_a_bad_ack_hmac_is_refused_alone)
 	ck_assert(mps_conn_sf_done(mp.pr.c, mp.csf[l]));
 	info(mp.pr.s, &si);
 	ck_assert_uint_eq(si.stats.joins_refused, 1);
+	ck_assert_uint_eq(si.stats.joins_bad_hmac, 1);
 	ck_assert_uint_eq(si.stats.joins_accepted, 0);
 	mp.failed[l] = true;
 	expect_conn_fine(&mp);
