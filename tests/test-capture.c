@@ -176,14 +176,23 @@ static void feed(struct mps_cap_sf *sf,
 	}
 }
 
-/* The v1 handshake of a client: SYN, SYN/ACK, third ACK. */
-static void handshake_v1(struct mps_cap_sf *sf, size_t step)
+/* A v1 client subflow past the SYN and SYN/ACK (keys 0x1111, 0x2222),
+ * their records fed in pieces of step bytes. */
+static void sf_client_keyed(struct mps_cap_sf *sf, size_t step)
 {
-	uint8_t buf[128];
+	uint8_t buf[64];
 
 	sf_client(sf, MPS_VERSION_1);
 	feed(sf, MPS_CAP_OUT, buf, mpc(buf, 1, 0x1111, 0, 0), step);
 	feed(sf, MPS_CAP_IN, buf, mpc(buf, 1, 0x2222, 0, 0), step);
+}
+
+/* The v1 handshake of a client: SYN, SYN/ACK, third ACK. */
+static void handshake_v1(struct mps_cap_sf *sf, size_t step)
+{
+	uint8_t buf[64];
+
+	sf_client_keyed(sf, step);
 	feed(sf, MPS_CAP_OUT, buf, mpc(buf, 2, 0x1111, 0x2222, 0), step);
 }
 
@@ -304,11 +313,7 @@ START_TEST(test_first_data_keeps_its_mp_capable)
 	uint8_t buf[128];
 	size_t n;
 
-	sf_client(&sf, MPS_VERSION_1);
-	n = mpc(buf, 1, 0x1111, 0, 0);
-	feed(&sf, MPS_CAP_OUT, buf, n, n);
-	n = mpc(buf, 1, 0x2222, 0, 0);
-	feed(&sf, MPS_CAP_IN, buf, n, n);
+	sf_client_keyed(&sf, sizeof(buf));
 	n = mpc(buf, 2, 0x1111, 0x2222, 10);
 	feed(&sf, MPS_CAP_OUT, buf, n, n);
 	ck_assert_int_eq(npkts, 4);
@@ -327,11 +332,7 @@ START_TEST(test_responder_data_first_brings_the_third_ack)
 	uint8_t buf[128];
 	size_t n;
 
-	sf_client(&sf, MPS_VERSION_1);
-	n = mpc(buf, 1, 0x1111, 0, 0);
-	feed(&sf, MPS_CAP_OUT, buf, n, n);
-	n = mpc(buf, 1, 0x2222, 0, 0);
-	feed(&sf, MPS_CAP_IN, buf, n, n);
+	sf_client_keyed(&sf, sizeof(buf));
 	n = dss(buf, 77, 1, 3);
 	feed(&sf, MPS_CAP_IN, buf, n, n);
 	n = mpc(buf, 2, 0x1111, 0x2222, 0);
