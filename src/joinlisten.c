@@ -37,6 +37,7 @@
 #include "joinlisten.h"
 #include "libc.h"
 #include "log.h"
+#include "mib.h"
 
 #define JL_FIRST_MAX 256 /* bytes kept while waiting: the SYN is 16 */
 
@@ -113,6 +114,7 @@ static void pending_read_cb(struct ev_loop *l, ev_io *w, int revents)
 	}
 	if (mps_conn_half_open_joins() >= MPS_JL_MAX_HALF_OPEN) {
 		/* Counted, not logged: a flood must not flood the log. */
+		mps_mib_inc(MPS_MIB_JOIN_REFUSED_HALF_OPEN);
 		pending_refuse(p, &stats.half_open_refused);
 		return;
 	}

@@ -23,7 +23,9 @@
 #   joins      HP_JOIN_CONNS connections, each opening 3 joins to the
 #              announced join listener that never complete: no more
 #              than 64 of them may get an answer in the whole process
-#              (MPS_JL_MAX_HALF_OPEN), 2 per connection
+#              (MPS_JL_MAX_HALF_OPEN), 2 per connection; the
+#              server's counters (mptcpshim counters, when the
+#              command is built) must show the process cap's refusals
 #
 # Each offender that sends data sends up to 32 MiB unless it is reset,
 # HP_N x 2 x 32 MiB in all from window and hole alone: far above the
@@ -55,6 +57,12 @@ PORT=5790
 HOLD=${HP_HOLD:-12}
 HP_N=${HP_N:-4}
 HP_JOIN_CONNS=${HP_JOIN_CONNS:-34}
+CMD=${2:-${SHIM_CMD:-}}
+[ -n "$CMD" ] || CMD=$(dirname "$SHIMLIB")/../mptcpshim
+# the server's control socket, where the command will look for it
+RUN=$IT_TMP/run
+mkdir -m 700 "$RUN"
+export XDG_RUNTIME_DIR=$RUN
 ALLOW_KB=$((16 * 1024))
 BUF=262144
 
@@ -259,6 +267,17 @@ say "joins: $ANSWERED answered of $((HP_JOIN_CONNS * 3))," \
 	check_fail "$PER_MAX half-open joins on one connection, over 2"
 [ "$ANSWERED" -gt 0 ] ||
 	check_fail "no join was answered: the test saw no join"
+
+# Fewer answered than the per-connection cap allows: the process cap
+# refused the rest, and says so in its counter.
+if [ -x "$CMD" ] && [ "$ANSWERED" -lt $((HP_JOIN_CONNS * 2)) ]; then
+	REFUSED=$("$CMD" counters "$SRV" 2>&1 |
+		sed -n 's/^counter join_refused_half_open=//p')
+	say "join_refused_half_open: ${REFUSED:-none}"
+	[ "${REFUSED:-0}" -ge 1 ] ||
+		check_fail "the process cap refused joins, but" \
+			"join_refused_half_open is '${REFUSED:-missing}'"
+fi
 
 stop_pid "$SERVER_PID"
 it_finish
