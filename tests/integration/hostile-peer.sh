@@ -23,9 +23,9 @@
 #   joins      HP_JOIN_CONNS connections, each opening 3 joins to the
 #              announced join listener that never complete: no more
 #              than 64 of them may get an answer in the whole process
-#              (MPS_JL_MAX_HALF_OPEN), 2 per connection; the
-#              server's counters (mptcpshim counters, when the
-#              command is built) must show the process cap's refusals
+#              (MPS_JL_MAX_HALF_OPEN), 2 per connection; once 64
+#              are answered, the server's counters (mptcpshim counters,
+#              when the command is built) must show the cap's refusals
 #
 # Each offender that sends data sends up to 32 MiB unless it is reset,
 # HP_N x 2 x 32 MiB in all from window and hole alone: far above the
@@ -268,15 +268,18 @@ say "joins: $ANSWERED answered of $((HP_JOIN_CONNS * 3))," \
 [ "$ANSWERED" -gt 0 ] ||
 	check_fail "no join was answered: the test saw no join"
 
-# Fewer answered than the per-connection cap allows: the process cap
-# refused the rest, and says so in its counter.
-if [ -x "$CMD" ] && [ "$ANSWERED" -lt $((HP_JOIN_CONNS * 2)) ]; then
+# The process cap was reached (all 64 answered and held open), so the
+# joins that came after were refused by it, and its counter says so.  A
+# slow server (sanitizers) may answer fewer in time and never reach it.
+if [ -x "$CMD" ] && [ "$ANSWERED" -ge 64 ]; then
 	REFUSED=$("$CMD" counters "$SRV" 2>&1 |
 		sed -n 's/^counter join_refused_half_open=//p')
 	say "join_refused_half_open: ${REFUSED:-none}"
 	[ "${REFUSED:-0}" -ge 1 ] ||
 		check_fail "the process cap refused joins, but" \
 			"join_refused_half_open is '${REFUSED:-missing}'"
+else
+	say "join_refused_half_open not checked: the cap was not reached"
 fi
 
 stop_pid "$SERVER_PID"
