@@ -25,6 +25,16 @@
 . "$(dirname "$0")/compat-lib.bash"
 
 compat_setup compat-fork-exec "$@"
+# gcc 12's ASan runtime does not hold its allocator's locks across fork()
+# (later ones do), so a child forked while the parent's loop thread
+# allocates can hang in its first malloc.  Every case here forks with the
+# loop running.  Parking the loop thread between iterations in the fork
+# handler was tried: under ASan it deadlocked every time, presumably on a
+# lock ASan's fork interceptor holds while the handlers run and the loop's
+# next malloc needs.  The plain pass runs every case.
+it_sanitized &&
+	skip "under ASan: a child can hang in the ASan allocator that fork()" \
+		"copied locked (gcc 12's libasan)"
 require_pkg curl curl
 require_pkg tcpdump tcpdump
 TOOL=$IT_DIR/compat-tool.py
@@ -51,16 +61,7 @@ case_ok()
 # second) for its join on path 1 to come up while it runs.
 compat_paths_start fork
 case_ok fork-inherit fork-inherit --bytes 16777216
-# gcc 12's ASan runtime does not hold its allocator's locks across fork()
-# (later ones do), so a child forked while another thread allocates can
-# hang in its first malloc; these children are forked while the parent's
-# loop thread runs.
-if it_sanitized; then
-	say "skip - fork-new under ASan: a child can hang in the ASan" \
-		"allocator that fork() copied locked (gcc 12's libasan)"
-else
-	case_ok fork-new fork-new --children 4 --bytes 262144
-fi
+case_ok fork-new fork-new --children 4 --bytes 262144
 compat_paths_stop fork
 
 # Usage: daemon_case MODE   (the daemon writes its verdict to a file)
