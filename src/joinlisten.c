@@ -61,7 +61,6 @@ static struct ev_loop *jl_loop;
 static mps_jl_deliver_fn jl_deliver;
 static struct jl_listener listeners[2] = {{.fd = -1}, {.fd = -1}};
 static struct jl_pending pending[MPS_JL_MAX_PENDING];
-static struct mps_jl_stats stats;
 
 static void pending_free(struct jl_pending *p, bool close_fd)
 {
@@ -73,15 +72,14 @@ static void pending_free(struct jl_pending *p, bool close_fd)
 	p->len = 0;
 }
 
-/* A join no connection takes: say so in-band, count it, close. */
-static void pending_refuse(struct jl_pending *p, unsigned long *counter)
+/* A join no connection takes: say so in-band, close. */
+static void pending_refuse(struct jl_pending *p)
 {
 	uint8_t rst[64];
 	int n = mps_join_refusal(rst, sizeof(rst));
 
 	if (n > 0)
 		mps_libc()->send(p->fd, rst, (size_t)n, MSG_NOSIGNAL);
-	(*counter)++;
 	pending_free(p, true);
 }
 
@@ -98,7 +96,7 @@ static void pending_read_cb(struct ev_loop *l, ev_io *w, int revents)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		stats.dropped++;
+		mps_mib_inc(MPS_MIB_JOIN_DROPPED);
 		pending_free(p, true);
 		return;
 	}
@@ -108,22 +106,22 @@ static void pending_read_cb(struct ev_loop *l, ev_io *w, int revents)
 		return;
 	if (r != 0) {
 		mps_info("join-dropped", "fd=%d why=not-a-join", p->fd);
-		stats.dropped++;
+		mps_mib_inc(MPS_MIB_JOIN_DROPPED);
 		pending_free(p, true);
 		return;
 	}
 	if (mps_conn_half_open_joins() >= MPS_JL_MAX_HALF_OPEN) {
 		/* Counted, not logged: a flood must not flood the log. */
 		mps_mib_inc(MPS_MIB_JOIN_REFUSED_HALF_OPEN);
-		pending_refuse(p, &stats.half_open_refused);
+		pending_refuse(p);
 		return;
 	}
+	/* the deliverer counts why it refused (unknown token, caps) */
 	if (jl_deliver(token, p->fd, p->buf, p->len) < 0) {
-		mps_info("join-refused", "token=%08x why=unknown-token", token);
-		pending_refuse(p, &stats.refused);
+		mps_info("join-refused", "token=%08x", token);
+		pending_refuse(p);
 		return;
 	}
-	stats.delivered++;
 	pending_free(p, false);
 }
 
@@ -134,7 +132,7 @@ static void pending_timeout_cb(struct ev_loop *l, ev_timer *w, int revents)
 	(void)l;
 	(void)revents;
 	mps_info("join-dropped", "fd=%d why=timeout", p->fd);
-	stats.dropped++;
+	mps_mib_inc(MPS_MIB_JOIN_DROPPED);
 	pending_free(p, true);
 }
 
@@ -162,10 +160,9 @@ static bool accept_one(struct jl_listener *ls)
 	mps_fdtab_unlock();
 	if (fd < 0)
 		return false;
-	stats.accepted++;
 	p = pending_slot();
 	if (!p) {
-		stats.dropped++;
+		mps_mib_inc(MPS_MIB_JOIN_DROPPED);
 		mps_fdtab_close(fd);
 		return true;
 	}
@@ -248,11 +245,6 @@ int mps_jl_port(int family)
 	return port;
 }
 
-const struct mps_jl_stats *mps_jl_stats(void)
-{
-	return &stats;
-}
-
 void mps_jl_child(void)
 {
 	int i;
@@ -261,6 +253,5 @@ void mps_jl_child(void)
 		listeners[i].fd = -1;
 	for (i = 0; i < MPS_JL_MAX_PENDING; i++)
 		pending[i].fd = -1;
-	memset(&stats, 0, sizeof(stats));
 	jl_loop = NULL;
 }

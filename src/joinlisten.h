@@ -48,18 +48,6 @@ void mps_jl_init(struct ev_loop *loop, mps_jl_deliver_fn deliver);
  */
 int mps_jl_port(int family);
 
-/* Counters, for the log and the statistics. */
-struct mps_jl_stats {
-	unsigned long accepted;	 /* connections accepted */
-	unsigned long delivered; /* handed to their connection */
-	unsigned long refused;	 /* unknown token: MP_TCPRST written */
-	unsigned long half_open_refused; /* MPS_JL_MAX_HALF_OPEN reached:
-					    MP_TCPRST written */
-	unsigned long dropped;	 /* no join record, or too slow */
-};
-
-const struct mps_jl_stats *mps_jl_stats(void);
-
 /* In a fork child: forget the parent's listeners (their descriptors are
  * loop-owned and already closed by mps_fdtab_child()). */
 void mps_jl_child(void);

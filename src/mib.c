@@ -24,6 +24,7 @@ static const char *const names[MPS_MIB_COUNT] = {
 	[MPS_MIB_JOIN_REFUSED_CAP] = "join_refused_cap",
 	[MPS_MIB_JOIN_REFUSED_ADDR] = "join_refused_withdrawn",
 	[MPS_MIB_JOIN_REFUSED_HALF_OPEN] = "join_refused_half_open",
+	[MPS_MIB_JOIN_DROPPED] = "join_dropped",
 	[MPS_MIB_CONN_CLOSED] = "conn_closed",
 	[MPS_MIB_RESET_PEER] = "reset_peer",
 	[MPS_MIB_RESET_ABORT] = "reset_abort",

@@ -39,6 +39,7 @@ enum mps_mib_id {
 	MPS_MIB_JOIN_REFUSED_CAP,    /* MPTCPSHIM_MAX_SUBFLOWS reached */
 	MPS_MIB_JOIN_REFUSED_ADDR,   /* to an address withdrawn by control */
 	MPS_MIB_JOIN_REFUSED_HALF_OPEN, /* the process's half-open cap */
+	MPS_MIB_JOIN_DROPPED,	     /* no join record, or none in time */
 	/* how connections ended */
 	MPS_MIB_CONN_CLOSED,	     /* cleanly */
 	MPS_MIB_RESET_PEER,	     /* ECONNRESET: the peer's reset */
