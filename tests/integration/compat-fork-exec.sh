@@ -85,14 +85,7 @@ daemon_case()
 	esac
 }
 
-# The launcher's loop thread is still closing its first connection when
-# it forks: the same ASan hazard as fork-new above.
-if it_sanitized; then
-	say "skip - daemon connect under ASan: a child can hang in the ASan" \
-		"allocator that fork() copied locked (gcc 12's libasan)"
-else
-	daemon_case connect
-fi
+daemon_case connect
 
 # A connection made before detaching, used by a setsid() child while its
 # maker, the process whose loop serves it, waits for the child.
