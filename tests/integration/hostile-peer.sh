@@ -57,12 +57,8 @@ PORT=5790
 HOLD=${HP_HOLD:-12}
 HP_N=${HP_N:-4}
 HP_JOIN_CONNS=${HP_JOIN_CONNS:-34}
-CMD=${2:-${SHIM_CMD:-}}
-[ -n "$CMD" ] || CMD=$(dirname "$SHIMLIB")/../mptcpshim
-# the server's control socket, where the command will look for it
-RUN=$IT_TMP/run
-mkdir -m 700 "$RUN"
-export XDG_RUNTIME_DIR=$RUN
+CMD=$(find_shim_cmd "${2:-}") || CMD=""
+private_runtime_dir
 ALLOW_KB=$((16 * 1024))
 BUF=262144
 
@@ -271,7 +267,7 @@ say "joins: $ANSWERED answered of $((HP_JOIN_CONNS * 3))," \
 # The process cap was reached (all 64 answered and held open), so the
 # joins that came after were refused by it, and its counter says so.  A
 # slow server (sanitizers) may answer fewer in time and never reach it.
-if [ -x "$CMD" ] && [ "$ANSWERED" -ge 64 ]; then
+if [ -n "$CMD" ] && [ "$ANSWERED" -ge 64 ]; then
 	REFUSED=$("$CMD" counters "$SRV" 2>&1 |
 		sed -n 's/^counter join_refused_half_open=//p')
 	say "join_refused_half_open: ${REFUSED:-none}"

@@ -181,6 +181,29 @@ find_shimlib()
 	export SHIMLIB
 }
 
+# The mptcpshim command: the path given (a test's second argument), else
+# SHIM_CMD (from run-all.sh), else next to the library (libtool's .libs
+# is one level down).  Prints its absolute path; false when not built.
+# Usage: CMD=$(find_shim_cmd [PATH])
+find_shim_cmd()
+{
+	local cmd=${1:-${SHIM_CMD:-}}
+
+	[ -n "$cmd" ] || cmd=$(dirname "$SHIMLIB")/../mptcpshim
+	[ -x "$cmd" ] || return 1
+	echo "$(cd "$(dirname "$cmd")" && pwd)/$(basename "$cmd")"
+}
+
+# A directory of this test's own for the control sockets of the
+# processes it starts, exported as XDG_RUNTIME_DIR so that the command
+# finds them there.  Sets RUN.
+private_runtime_dir()
+{
+	RUN=$IT_TMP/run
+	mkdir -m 700 "$RUN"
+	export XDG_RUNTIME_DIR=$RUN
+}
+
 # Prefer Debian's python3 over a pyenv shim (a shell script), so that
 # the preload applies to the interpreter itself and nothing else.
 find_python()

@@ -27,18 +27,13 @@ SIZE_MB=${MP_SIZE_MB:-32}
 PORT=5901
 MP_RATES="20 10"
 
-CMD=${2:-${SHIM_CMD:-}}
-[ -n "$CMD" ] || CMD=$(dirname "$1")/../mptcpshim
-[ -x "$CMD" ] || skip "the mptcpshim command is not built (give its path)"
-CMD=$(cd "$(dirname "$CMD")" && pwd)/$(basename "$CMD")
-
 mp_setup status 2 "$1"
+CMD=$(find_shim_cmd "${2:-}") ||
+	skip "the mptcpshim command is not built (give its path)"
 require_cmd setpriv
 make_random_file "$IT_TMP/data" "$SIZE_MB"
-RUN=$IT_TMP/run
-mkdir -m 700 "$RUN"
+private_runtime_dir
 CTL=$RUN/mptcpshim
-export XDG_RUNTIME_DIR=$RUN
 
 # Run a python snippet on the JSON status of PID (stdin), print its
 # output.  Usage: js PID 'EXPRESSION over s (the status object)'
