@@ -44,6 +44,7 @@ void mps_config_defaults(struct mps_config *cfg)
 	cfg->sched = MPS_SCHED_EARLIEST;
 	cfg->max_subflows = MPS_CONFIG_SUBFLOWS_DEFAULT;
 	cfg->control = true;
+	cfg->direct_send = true;
 }
 
 void mps_config_complain(const char *name,
@@ -468,6 +469,21 @@ int mps_config_control(struct mps_config *cfg, const char *value)
 	return -EINVAL;
 }
 
+int mps_config_direct_send(struct mps_config *cfg, const char *value)
+{
+	cfg->direct_send = true;
+	if (!value)
+		return 0;
+	if (parse_bool(value, &cfg->direct_send) == 0)
+		return 0;
+	mps_config_complain("MPTCPSHIM_DIRECT_SEND",
+			    value,
+			    "is not 0 or 1",
+			    "1 (program threads send directly)");
+	cfg->direct_send = true;
+	return -EINVAL;
+}
+
 /* Where the control socket goes; a value too long is as good as none. */
 static void load_runtime_dir(struct mps_config *cfg, const char *value)
 {
@@ -508,6 +524,7 @@ void mps_config_load(struct mps_config *cfg)
 	mps_config_backup(cfg, getenv("MPTCPSHIM_BACKUP"));
 	mps_config_max_subflows(cfg, getenv("MPTCPSHIM_MAX_SUBFLOWS"));
 	mps_config_control(cfg, getenv("MPTCPSHIM_CONTROL"));
+	mps_config_direct_send(cfg, getenv("MPTCPSHIM_DIRECT_SEND"));
 	load_runtime_dir(cfg, getenv("XDG_RUNTIME_DIR"));
 	mps_config_capture(cfg, getenv("MPTCPSHIM_CAPTURE"));
 }

@@ -97,6 +97,7 @@ struct mps_config {
 	struct mps_path_sel backup[MPS_CONFIG_MAX_SELS];
 	int max_subflows;
 	bool control;			       /* serve the control socket */
+	bool direct_send; /* program threads write records (loop.h) */
 	char runtime_dir[MPS_CONFIG_PATH_MAX]; /* XDG_RUNTIME_DIR or "" */
 	char capture[MPS_CONFIG_PATH_MAX]; /* pcap file; "" means none */
 };
@@ -129,6 +130,7 @@ int mps_config_backup(struct mps_config *cfg, const char *value);
 int mps_config_max_subflows(struct mps_config *cfg, const char *value);
 int mps_config_control(struct mps_config *cfg, const char *value);
 int mps_config_capture(struct mps_config *cfg, const char *value);
+int mps_config_direct_send(struct mps_config *cfg, const char *value);
 
 /* Does sel name the interface ifname or the address sa? */
 struct sockaddr;

@@ -967,6 +967,11 @@ int mps_conn_withdraw(struct mps_conn *conn, uint8_t addr_id)
 	return sig_queue(conn, &opt);
 }
 
+bool mps_conn_has_event(const struct mps_conn *conn)
+{
+	return conn->ev_len > 0;
+}
+
 bool mps_conn_next_event(struct mps_conn *conn, struct mps_conn_event *ev)
 {
 	if (conn->ev_len == 0)

@@ -18,8 +18,9 @@
  * after a short delay (the timer of mps_conn_tick()), or at once when
  * many received bytes wait for it (conn-int.h, MPS_ACK_DELAY_US).
  *
- * Threads: a connection is owned by the event-loop thread of its process;
- * no function here may be called from any other thread.
+ * Threads: a connection takes no lock; it is called by one thread at a
+ * time, the holder of its process's loop lock (the loop thread, or a
+ * program thread sending directly: loop.h).
  *
  * Subflows are numbered from 0 (the initial subflow) in the order they
  * are added: mps_conn_sf_add() for the initial one, then
@@ -300,6 +301,9 @@ struct mps_conn_event {
  */
 #define MPS_CONN_EVENTS 32
 bool mps_conn_next_event(struct mps_conn *conn, struct mps_conn_event *ev);
+
+/* Is an event queued? */
+bool mps_conn_has_event(const struct mps_conn *conn);
 
 /*
  * Feed bytes read from subflow sf.  Returns 0, or a negative errno when

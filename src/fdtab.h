@@ -79,6 +79,8 @@ struct mps_sock {
 	atomic_bool failed;	 /* that connect failed: no peer */
 	atomic_int fail_error;	 /* and how */
 	atomic_bool abort;	 /* SO_LINGER 0 and closed: send a reset */
+	atomic_bool wr_shut;	 /* the program shut down its sending side:
+				    no direct send (loop.h) may follow */
 	atomic_int want_sndbuf;	 /* SO_SNDBUF asked while connecting */
 	int sndbuf_saved;	 /* the program end's SO_SNDBUF before the
 				    filler, as getsockopt() gave it */

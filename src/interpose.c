@@ -42,8 +42,15 @@
  *   connected socket (tcp_recvmsg() leaves the name alone and the socket
  *   layer copies out the length 0 it started with);
  *   sendto/sendmsg ignore an address and ancillary data, as TCP does.
- *   shutdown, poll, epoll, sendfile and splice work on the socketpair
- *   natively.
+ *   poll, epoll, sendfile and splice work on the socketpair natively;
+ *   shutdown too, once it noted a shut sending side for direct sends.
+ * - Writes (write, writev, send, sendto, sendmsg) first offer their bytes
+ *   to the loop's direct send (loop.h), which puts what the connection's
+ *   core takes into records on the subflows from the program's own
+ *   thread; the rest goes into the socketpair as before, which keeps a
+ *   full send buffer's blocking, EAGAIN and back-pressure as they were.
+ *   Flags other than MSG_NOSIGNAL and MSG_DONTWAIT (MSG_MORE, MSG_OOB)
+ *   always take the socketpair.
  * - Several numbers of one socket (dup, dup2, dup3, F_DUPFD) share its
  *   state; close() forgets one number, and the loop sees end of stream
  *   when the last copy of the program's end is closed.
@@ -99,6 +106,7 @@
 #define MPS_EXPORT __attribute__((visibility("default")))
 
 #define MPS_FILLER_CHUNK 4096
+#define MPS_SEND_IOV_MAX 64 /* longer writes skip the direct send */
 
 /* The fortified entry points have no prototype without _FORTIFY_SOURCE. */
 ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen);
@@ -1084,31 +1092,100 @@ MPS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 /* ---- writing ---- */
 
+static size_t iov_sum(const struct iovec *iov, size_t cnt)
+{
+	size_t sum = 0, i;
+
+	for (i = 0; i < cnt; i++)
+		sum += iov[i].iov_len;
+	return sum;
+}
+
+/*
+ * Write to converted socket s at fd: what the direct send takes, then the
+ * rest into the socketpair.  Bytes the direct send took count as written
+ * even when the rest then fails or would block, as a TCP write that got
+ * part of its bytes into the send buffer returns their number.
+ */
+static ssize_t send_converted(struct mps_sock *s,
+			      int fd,
+			      const struct iovec *iov,
+			      size_t cnt,
+			      int flags)
+{
+	struct iovec rest[MPS_SEND_IOV_MAX];
+	struct msghdr msg;
+	size_t took = 0, total, i, skip;
+	ssize_t n;
+
+	if (pending(s))
+		return -1;
+	total = iov_sum(iov, cnt);
+	if (total > 0 && cnt <= MPS_SEND_IOV_MAX &&
+	    !(flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)) &&
+	    !atomic_load_explicit(&s->wr_shut, memory_order_relaxed))
+		took = mps_loop_direct_send(s, iov, (int)cnt);
+	if (took == total && took > 0)
+		return (ssize_t)took;
+	memset(&msg, 0, sizeof(msg));
+	if (took == 0) {
+		msg.msg_iov = (struct iovec *)iov;
+		msg.msg_iovlen = cnt;
+		return mps_libc()->sendmsg(fd, &msg, flags);
+	}
+	/* the part after the first took bytes */
+	skip = took;
+	msg.msg_iov = rest;
+	for (i = 0; i < cnt; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		rest[msg.msg_iovlen].iov_base = (char *)iov[i].iov_base + skip;
+		rest[msg.msg_iovlen].iov_len = iov[i].iov_len - skip;
+		msg.msg_iovlen++;
+		skip = 0;
+	}
+	n = mps_libc()->sendmsg(fd, &msg, flags | MSG_NOSIGNAL);
+	return n > 0 ? (ssize_t)took + n : (ssize_t)took;
+}
+
+static ssize_t send_one(struct mps_sock *s,
+			int fd,
+			const void *buf,
+			size_t len,
+			int flags)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+
+	return send_converted(s, fd, &iov, 1, flags);
+}
+
 MPS_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
 	struct mps_sock *s = converted(fd);
 
-	if (s && pending(s))
-		return -1;
-	return mps_libc()->write(fd, buf, len);
+	if (!s)
+		return mps_libc()->write(fd, buf, len);
+	return send_one(s, fd, buf, len, 0);
 }
 
 MPS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
 	struct mps_sock *s = converted(fd);
 
-	if (s && pending(s))
-		return -1;
-	return mps_libc()->writev(fd, iov, cnt);
+	if (!s || cnt < 0)
+		return mps_libc()->writev(fd, iov, cnt);
+	return send_converted(s, fd, iov, (size_t)cnt, 0);
 }
 
 MPS_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
 	struct mps_sock *s = converted(fd);
 
-	if (s && pending(s))
-		return -1;
-	return mps_libc()->send(fd, buf, len, flags);
+	if (!s)
+		return mps_libc()->send(fd, buf, len, flags);
+	return send_one(s, fd, buf, len, flags);
 }
 
 MPS_EXPORT ssize_t sendto(int fd,
@@ -1122,26 +1199,27 @@ MPS_EXPORT ssize_t sendto(int fd,
 
 	if (!s)
 		return mps_libc()->sendto(fd, buf, len, flags, addr, alen);
-	if (pending(s))
-		return -1;
-	return mps_libc()->send(fd, buf, len, flags);
+	return send_one(s, fd, buf, len, flags);
 }
 
 MPS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	struct mps_sock *s = converted(fd);
-	struct msghdr plain;
 
 	if (!s)
 		return mps_libc()->sendmsg(fd, msg, flags);
-	if (pending(s))
-		return -1;
-	plain = *msg;
-	plain.msg_name = NULL;
-	plain.msg_namelen = 0;
-	plain.msg_control = NULL;
-	plain.msg_controllen = 0;
-	return mps_libc()->sendmsg(fd, &plain, flags);
+	return send_converted(s, fd, msg->msg_iov, msg->msg_iovlen, flags);
+}
+
+/* A shut sending side ends direct sends before the socketpair's end of
+ * stream reaches the loop (POSIX: later writes fail with EPIPE). */
+MPS_EXPORT int shutdown(int fd, int how)
+{
+	struct mps_sock *s = converted(fd);
+
+	if (s && (how == SHUT_WR || how == SHUT_RDWR))
+		atomic_store(&s->wr_shut, true);
+	return mps_libc()->shutdown(fd, how);
 }
 
 /* ---- exit ---- */

@@ -56,6 +56,7 @@ static void libc_fill(void)
 	LOOKUP(send, "send");
 	LOOKUP(sendto, "sendto");
 	LOOKUP(sendmsg, "sendmsg");
+	LOOKUP(shutdown, "shutdown");
 	LOOKUP(socketpair, "socketpair");
 	LOOKUP(epoll_ctl, "epoll_ctl");
 	LOOKUP(exit_now, "_exit");
@@ -67,6 +68,7 @@ static void libc_fill(void)
 	    !mps_libc_table.write || !mps_libc_table.getsockopt ||
 	    !mps_libc_table.setsockopt || !mps_libc_table.accept4 ||
 	    !mps_libc_table.socketpair || !mps_libc_table.sendmsg ||
+	    !mps_libc_table.shutdown ||
 	    !mps_libc_table.exit_now || !mps_libc_table.exit_now2 ||
 	    !mps_libc_table.epoll_ctl) {
 		/* dprintf writes inside libc, past our own write(). */

@@ -63,6 +63,7 @@ struct mps_libc {
 			  const struct sockaddr *,
 			  socklen_t);
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	int (*shutdown)(int, int);
 	int (*socketpair)(int, int, int, int *);
 	int (*epoll_ctl)(int, int, int, struct epoll_event *);
 	void (*exit_now)(int) __attribute__((noreturn));  /* _exit */

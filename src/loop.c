@@ -20,6 +20,21 @@
  *   contract), and a subflow is watched for writability only while the
  *   core has bytes for it.
  * - Reading from the program stops while mps_conn_app_room() is 0.
+ * - Direct send (mps_loop_direct_send()).  Each hop through the loop
+ *   thread is a wakeup and two copies: a one-byte round trip paid four
+ *   of them on top of plain TCP's, and each write crossed a socketpair.
+ *   So the loop thread holds loop_mtx except while it waits for events
+ *   (libev's release and acquire hooks), and a program thread that gets
+ *   it with a trylock puts its bytes into the core's send ring and
+ *   writes the records to the subflows itself, as lc_pump() would.  It
+ *   does so only when the socketpair holds none of its bytes (FIONREAD
+ *   on afd, read under the same lock), so the two ways keep the
+ *   program's order.  What needs the loop afterwards (a subflow that
+ *   took less than the core has for it, a timer due sooner than the one
+ *   armed, an event, a failed write) sets lc->kicked and wakes the loop
+ *   with the kick watcher, which pumps those connections.  The way back,
+ *   from the subflows to the program, still goes through the loop: the
+ *   program waits on its socketpair end, not on the subflows.
  * - A subflow's sending side is shut down when the core says
  *   mps_conn_sf_done() and has nothing left for it; reads from it are
  *   bounded by mps_conn_sf_rx_room() (all of it in MPTCP, the program's
@@ -95,6 +110,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -114,6 +130,7 @@
 #define MPS_READ_CHUNK (128 * 1024) /* one read per wakeup: see below */
 #define MPS_RELAY_BUF (256 * 1024)
 #define MPS_IOV_MAX 16
+#define MPS_DIRECT_FULL 16384 /* a write this long is not held by Nagle */
 #define MPS_EXIT_STALL_MS 1000
 #define MPS_METRICS_MS 20	  /* TCP_INFO refresh while data is held */
 #define MPS_METRICS_MIN_US 5000	  /* TCP_INFO age read again with nothing
@@ -198,6 +215,9 @@ struct lconn {
 	ev_timer mx_timer; /* metrics refresh */
 	bool mx_due;	   /* it fired: read every subflow's TCP_INFO */
 	unsigned int pumps; /* lc_pump() calls, for reading once per pump */
+	uint64_t timer_at;  /* when the core's timer fires at the latest
+			       (now_us() time), 0 when it is stopped */
+	bool kicked;	    /* a direct send left work for the loop */
 	bool app_eof;  /* the program shut down or closed its side */
 	bool app_shut; /* we shut down the direction toward the program */
 	bool app_gone; /* writing to the program failed: it closed */
@@ -236,6 +256,12 @@ static bool exit_drained; /* every connection handed its data on */
 static pthread_cond_t exit_cond = PTHREAD_COND_INITIALIZER;
 static atomic_ullong progress; /* bytes written; any thread reads it */
 static pid_t loop_pid;	       /* the process the loop thread runs in */
+
+/* Held by the loop thread except while it waits for events, and by a
+ * program thread in mps_loop_direct_send(): every lconn field, the cores
+ * and the loop's watchers are under it. */
+static pthread_mutex_t loop_mtx = PTHREAD_MUTEX_INITIALIZER;
+static ev_async kick_w; /* a direct send left work: see kick_cb() */
 
 /* The loop thread's. */
 static struct mps_token_table *tokens;
@@ -948,15 +974,20 @@ static void shut_directions(struct lconn *lc)
 
 static void arm_timer(struct lconn *lc)
 {
-	uint64_t next;
+	uint64_t next, now;
 
 	if (lc->mode != LC_CORE)
 		return;
-	next = mps_conn_tick(lc->core, now_us());
+	now = now_us();
+	next = mps_conn_tick(lc->core, now);
 	ev_timer_stop(loop, &lc->timer);
+	lc->timer_at = 0;
 	if (next) {
+		/* set from the loop's cached time, which is no later than
+		 * now: the timer fires at timer_at or before */
 		ev_timer_set(&lc->timer, (double)next / 1e6, 0.);
 		ev_timer_start(loop, &lc->timer);
+		lc->timer_at = now + next;
 	}
 }
 
@@ -1973,6 +2004,142 @@ static void wakeup_cb(struct ev_loop *l, ev_async *w, int revents)
 		exit_drain();
 }
 
+/* ---- direct send (loop.h) ---- */
+
+/* Direct sends left work: pump the connections they marked. */
+static void kick_cb(struct ev_loop *l, ev_async *w, int revents)
+{
+	struct lconn *lc, *next;
+
+	(void)l;
+	(void)w;
+	(void)revents;
+	for (lc = conns; lc; lc = next) {
+		next = lc->next;
+		if (!lc->kicked)
+			continue;
+		lc->kicked = false;
+		lc_pump(lc);
+	}
+}
+
+/* Copy up to the room of to (tcnt iovecs) from from (fcnt); returns the
+ * bytes copied. */
+static size_t iov_copy(const struct iovec *to,
+		       int tcnt,
+		       const struct iovec *from,
+		       int fcnt)
+{
+	size_t done = 0, toff = 0, foff = 0, n;
+	int t = 0, f = 0;
+
+	while (t < tcnt && f < fcnt) {
+		n = to[t].iov_len - toff;
+		if (from[f].iov_len - foff < n)
+			n = from[f].iov_len - foff;
+		memcpy((uint8_t *)to[t].iov_base + toff,
+		       (const uint8_t *)from[f].iov_base + foff,
+		       n);
+		done += n;
+		toff += n;
+		foff += n;
+		if (toff == to[t].iov_len) {
+			t++;
+			toff = 0;
+		}
+		if (foff == from[f].iov_len) {
+			f++;
+			foff = 0;
+		}
+	}
+	return done;
+}
+
+/*
+ * The part of lc_pump() a program thread runs after a direct send: the
+ * core's clock, then the records out to every subflow.  Returns true
+ * when the loop must pump lc (see the decisions at the top).  Subflow
+ * errors are left for the loop: its own flush meets them again.
+ */
+static bool direct_pump(struct lconn *lc)
+{
+	uint64_t now = now_us(), next;
+	bool kick = false;
+	int i;
+
+	lc->pumps++;
+	next = mps_conn_tick(lc->core, now);
+	if (next && (lc->timer_at == 0 || now + next < lc->timer_at))
+		kick = true;
+	report_metrics(lc);
+	for (i = 0; i < lc->nsf; i++) {
+		struct lsf *sf = &lc->sf[i];
+
+		if (!sf_open(sf) || sf->dead)
+			continue;
+		if (flush(lc, i, sf->fd, sf_out, sf_out_done) != 0 ||
+		    (!sf_out_empty(lc, i) && !ev_is_active(&sf->w)))
+			kick = true;
+	}
+	if (lc->nsf > 1 && !ev_is_active(&lc->mx_timer))
+		kick = true;
+	return kick || mps_conn_has_event(lc->core);
+}
+
+/*
+ * Nagle for a program that left TCP_NODELAY off: a short write while its
+ * data is unacknowledged goes by the socketpair, where the loop gathers
+ * the writes made until its next wakeup into one record, as the kernel
+ * would gather them into one segment (the subflows themselves always have
+ * TCP_NODELAY: see the manual page).
+ */
+static bool nagle_holds(struct lconn *lc,
+			const struct mps_sock *s,
+			const struct iovec *iov,
+			int cnt)
+{
+	struct mps_conn_info info;
+
+	if (atomic_load_explicit(&s->nodelay, memory_order_relaxed) > 1 ||
+	    iov_total(iov, cnt) >= MPS_DIRECT_FULL)
+		return false;
+	mps_conn_get_info(lc->core, &info);
+	return info.snd_nxt != info.snd_una;
+}
+
+size_t mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt)
+{
+	struct iovec room[2];
+	struct lconn *lc;
+	size_t took = 0;
+	int nroom, queued;
+
+	if (!mps_config.direct_send || pthread_mutex_trylock(&loop_mtx) != 0)
+		return 0;
+	lc = s->lconn;
+	if (!lc || lc->mode != LC_CORE || exiting || lc->app_eof ||
+	    lc->app_gone || lc->aborting ||
+	    mps_conn_state(lc->core) != MPS_CONN_ESTABLISHED)
+		goto out;
+	if (ioctl(lc->afd, FIONREAD, &queued) != 0 || queued != 0 ||
+	    nagle_holds(lc, s, iov, cnt))
+		goto out;
+	if (mps_conn_app_reserve(lc->core, room, &nroom) == 0)
+		goto out;
+	took = iov_copy(room, nroom, iov, cnt);
+	if (took == 0)
+		goto out;
+	mps_conn_app_commit(lc->core, took);
+	mps_mib_add(MPS_MIB_DIRECT_BYTES, took);
+	if (direct_pump(lc) && !lc->kicked) {
+		lc->kicked = true;
+		ev_async_send(loop, &kick_w);
+	}
+out:
+	pthread_mutex_unlock(&loop_mtx);
+	return took;
+}
+
 /* ---- the control socket (control.h: control.c calls in, loop thread) ---- */
 
 /* The name of sf's local interface into buf, or NULL when unknown. */
@@ -2391,10 +2558,24 @@ out_unlock:
 
 /* ---- the thread ---- */
 
+static void loop_release(struct ev_loop *l)
+{
+	(void)l;
+	pthread_mutex_unlock(&loop_mtx);
+}
+
+static void loop_acquire(struct ev_loop *l)
+{
+	(void)l;
+	pthread_mutex_lock(&loop_mtx);
+}
+
 static void *loop_main(void *arg)
 {
 	(void)arg;
+	pthread_mutex_lock(&loop_mtx);
 	ev_run(loop, 0);
+	pthread_mutex_unlock(&loop_mtx);
 	return NULL;
 }
 
@@ -2416,6 +2597,9 @@ static int loop_start_locked(void)
 	mps_ctl_start(loop);
 	ev_async_init(&wakeup, wakeup_cb);
 	ev_async_start(loop, &wakeup);
+	ev_async_init(&kick_w, kick_cb);
+	ev_async_start(loop, &kick_w);
+	ev_set_loop_release_cb(loop, loop_release, loop_acquire);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = pthread_create(&tid, NULL, loop_main, NULL);
@@ -2504,6 +2688,7 @@ void mps_loop_parent(void)
 void mps_loop_child(void)
 {
 	pthread_mutex_init(&queue_lock, NULL);
+	pthread_mutex_init(&loop_mtx, NULL);
 	pthread_cond_init(&exit_cond, NULL);
 	loop = NULL;
 	conns = NULL;

@@ -3,14 +3,16 @@
  *
  * One libev loop runs in one thread per process, started when the first
  * converted socket is handed over.  Wrappers hand over work through a
- * locked queue and an ev_async; everything else in loop.c runs on the
- * loop thread only.
+ * locked queue and an ev_async.  The loop thread holds the loop's lock
+ * except while it waits for events; the one thing another thread does
+ * under that lock is mps_loop_direct_send().
  */
 #ifndef MPS_LOOP_H
 #define MPS_LOOP_H
 
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "fdtab.h"
 
@@ -54,6 +56,18 @@ void mps_loop_closed(struct mps_sock *s);
  * what the program wrote to the kernel sockets; see loop.c.  Any thread.
  */
 void mps_loop_exit(void);
+
+/*
+ * Direct send: a program thread writing to converted socket s puts the
+ * bytes into the connection's core and writes the records to the
+ * subflows itself, instead of through the socketpair and a wakeup of the
+ * loop thread.  Returns how many bytes of iov (from the start) it took;
+ * 0 when the bytes must take the socketpair: MPTCPSHIM_DIRECT_SEND=0,
+ * the loop is busy (the lock is only tried), bytes wait in the
+ * socketpair (they go first), the connection is not ESTABLISHED, or its
+ * send buffer is full.  Never blocks.  Any thread.
+ */
+size_t mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt);
 
 /* fork(): hold the queue's lock across it; the child forgets the parent's
  * loop (its thread does not exist there) and starts its own on demand. */

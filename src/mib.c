@@ -32,6 +32,7 @@ static const char *const names[MPS_MIB_COUNT] = {
 	[MPS_MIB_RESET_OTHER] = "reset_other",
 	[MPS_MIB_SUBFLOW_DOWN] = "subflow_down",
 	[MPS_MIB_SUBFLOW_WITHDRAWN] = "subflow_withdrawn",
+	[MPS_MIB_DIRECT_BYTES] = "direct_send_bytes",
 	[MPS_MIB_BYTES_IN] = "bytes_in",
 	[MPS_MIB_BYTES_OUT] = "bytes_out",
 	[MPS_MIB_JOINS_ACCEPTED] = "joins_accepted",

@@ -48,6 +48,8 @@ enum mps_mib_id {
 	MPS_MIB_RESET_OTHER,	     /* any other error */
 	MPS_MIB_SUBFLOW_DOWN,	     /* closed: link or address gone */
 	MPS_MIB_SUBFLOW_WITHDRAWN,   /* closed: address withdrawn (control) */
+	MPS_MIB_DIRECT_BYTES,	     /* program bytes that skipped the loop
+					thread (direct send, loop.h) */
 	/* the core's per-connection stats, summed */
 	MPS_MIB_BYTES_IN,
 	MPS_MIB_BYTES_OUT,

@@ -166,6 +166,17 @@ START_TEST(test_control_bad_value_uses_1)
 }
 END_TEST
 
+START_TEST(test_direct_send_defaults_to_on_and_takes_0)
+{
+	ck_assert(parse_ok(mps_config_direct_send, NULL).direct_send);
+	ck_assert(!parse_ok(mps_config_direct_send, "0").direct_send);
+	ck_assert(parse_bad(mps_config_direct_send,
+			    "MPTCPSHIM_DIRECT_SEND",
+			    "yes")
+			  .direct_send);
+}
+END_TEST
+
 START_TEST(test_log_level_takes_every_name)
 {
 	ck_assert_int_eq(parse_ok(mps_config_log_level, "none").log_level,
@@ -456,6 +467,7 @@ static Suite *config_suite(void)
 	tcase_add_test(simple, test_disable_takes_0_and_1);
 	tcase_add_test(simple, test_control_defaults_to_on_and_takes_0);
 	tcase_add_test(simple, test_control_bad_value_uses_1);
+	tcase_add_test(simple, test_direct_send_defaults_to_on_and_takes_0);
 	tcase_add_test(simple, test_disable_bad_value_keeps_library_active);
 	tcase_add_test(simple, test_version_takes_0_and_1);
 	tcase_add_test(simple, test_version_bad_value_uses_1);
