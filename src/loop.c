@@ -105,6 +105,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -131,6 +132,9 @@
 #define MPS_RELAY_BUF (256 * 1024)
 #define MPS_IOV_MAX 16
 #define MPS_DIRECT_FULL 16384 /* a write this long is not held by Nagle */
+#ifndef MPS_DIRECT_TRIES
+#define MPS_DIRECT_TRIES 3 /* yields for the loop lock: direct_lock() */
+#endif
 #define MPS_EXIT_STALL_MS 1000
 #define MPS_METRICS_MS 20	  /* TCP_INFO refresh while data is held */
 #define MPS_METRICS_MIN_US 5000	  /* TCP_INFO age read again with nothing
@@ -2081,8 +2085,16 @@ static bool direct_pump(struct lconn *lc)
 		    (!sf_out_empty(lc, i) && !ev_is_active(&sf->w)))
 			kick = true;
 	}
-	if (lc->nsf > 1 && !ev_is_active(&lc->mx_timer))
-		kick = true;
+	/* The metrics timer (arm_metrics()) may be started from here: the
+	 * loop reads its timers when it wakes, and a core timer due sooner
+	 * wakes it in time; else the kick makes it recompute its wait. */
+	if (lc->nsf > 1 && !ev_is_active(&lc->mx_timer)) {
+		ev_timer_set(&lc->mx_timer, MPS_METRICS_MS / 1e3, 0.);
+		ev_timer_start(loop, &lc->mx_timer);
+		if (lc->timer_at == 0 ||
+		    lc->timer_at > now + MPS_METRICS_MS * 1000)
+			kick = true;
+	}
 	return kick || mps_conn_has_event(lc->core);
 }
 
@@ -2107,6 +2119,25 @@ static bool nagle_holds(struct lconn *lc,
 	return info.snd_nxt != info.snd_una;
 }
 
+/*
+ * The loop lock for a direct send, or false.  A busy loop thread is most
+ * often at the end of its pass: on one CPU the program it just woke has
+ * preempted it, on two it finishes in microseconds.  Yielding a few
+ * times lets it reach its wait and let go, which costs less than the
+ * socketpair's way (the same two switches, plus a pass of the loop).
+ */
+static bool direct_lock(void)
+{
+	int i;
+
+	for (i = 0; i < MPS_DIRECT_TRIES; i++) {
+		if (pthread_mutex_trylock(&loop_mtx) == 0)
+			return true;
+		sched_yield();
+	}
+	return pthread_mutex_trylock(&loop_mtx) == 0;
+}
+
 size_t mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt)
 {
 	struct iovec room[2];
@@ -2114,7 +2145,7 @@ size_t mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt
 	size_t took = 0;
 	int nroom, queued;
 
-	if (!mps_config.direct_send || pthread_mutex_trylock(&loop_mtx) != 0)
+	if (!mps_config.direct_send || !direct_lock())
 		return 0;
 	lc = s->lconn;
 	if (!lc || lc->mode != LC_CORE || exiting || lc->app_eof ||
