@@ -14,7 +14,7 @@
 # - throughput: iperf3, client to server and back (-R), DURATION seconds;
 # - latency: one-byte request/response round trips with TCP_NODELAY
 #   (scripts/pingpong.c, built here with cc), median, mean and p99, with
-#   both processes pinned to one CPU and with one CPU each;
+#   both processes pinned to one CPU, with one CPU each, and not pinned;
 # - the subflow MSS seen in ss during the throughput run (the shim's
 #   handshake signal clamps it to about 1219 bytes, which on loopback,
 #   MTU 65536, multiplies the packets by about 50).
@@ -183,24 +183,26 @@ except Exception:
 
 # Print "median mean p99" in us of one-byte round trips, or "failed".
 # PLACEMENT "one": both processes (all their threads) on CPU 0; "two":
-# the server on CPU 0, the client on CPU 1.  Waking a process on another
-# CPU costs tens of microseconds in some virtual machines, so the two
-# are reported apart rather than left to the scheduler.
-# Usage: latency MODE one|two
+# the server on CPU 0, the client on CPU 1; "any": not pinned, where the
+# scheduler puts them, as a user runs them.  Waking a process on another
+# CPU costs tens of microseconds in some virtual machines, so the pinned
+# placements are reported apart as well.
+# Usage: latency MODE one|two|any
 latency()
 {
-	local mode=$1 spid out ccpu=0
+	local mode=$1 spid out scpu=(taskset -c 0) ccpu=(taskset -c 0)
 
-	[ "$2" = two ] && ccpu=1
+	[ "$2" = two ] && ccpu=(taskset -c 1)
+	[ "$2" = any ] && scpu=() ccpu=()
 	next_port
-	as_mode "$mode" timeout 120 taskset -c 0 "$TMP/pingpong" server \
+	as_mode "$mode" timeout 120 "${scpu[@]}" "$TMP/pingpong" server \
 		"$PORT" 127.0.0.1 2>"$TMP/pp-s.err" &
 	spid=$!
 	if ! wait_listen "$PORT"; then
 		echo failed failed failed
 		return
 	fi
-	out=$(as_mode "$mode" timeout 120 taskset -c "$ccpu" \
+	out=$(as_mode "$mode" timeout 120 "${ccpu[@]}" \
 		"$TMP/pingpong" client 127.0.0.1 "$PORT" "$ROUNDS" \
 		2>"$TMP/pp-c-$mode.err")
 	wait "$spid" 2>/dev/null
@@ -253,7 +255,7 @@ declare -A P50 MEAN P99	# keyed "mode placement"
 MODES="plain kernel $SHIM_MODES"
 [ "$HAVE_KERNEL" -eq 1 ] || MODES="plain $SHIM_MODES"
 PLACEMENTS="one"
-[ "$(nproc)" -ge 2 ] && PLACEMENTS="one two"
+[ "$(nproc)" -ge 2 ] && PLACEMENTS="one two any"
 
 for mode in $MODES; do
 	echo "measuring $mode ..." >&2
@@ -325,7 +327,7 @@ done
 echo
 echo "Ratios are mode/plain: above 1 is faster for throughput, slower for"
 echo "latency.  cpus: one = both processes on CPU 0; two = server on CPU 0,"
-echo "client on CPU 1."
+echo "client on CPU 1; any = not pinned, placed by the scheduler."
 for mode in $MODES; do
 	echo "$(name_of "$mode"): ${NOTE[$mode]}"
 done
