@@ -57,6 +57,18 @@ die()
 	exit 1
 }
 
+# Wait (at most 5 s) until PORT listens in namespace NS.
+# Usage: ns_wait_listen NS PORT
+ns_wait_listen()
+{
+	for _ in $(seq 100); do
+		ip netns exec "$1" ss -ltnH "sport = :$2" | grep -q . &&
+			return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # --- inner part of target 4, run by netpaths.sh with the TB_ variables -----
 
 # Usage: targets.sh --ttfb-inner LIB TTFB_BINARY OUT COUNT
@@ -74,11 +86,7 @@ if [ "${1:-}" = --ttfb-inner ]; then
 		ip netns exec "$TB_NS_SERVER" "${pre[@]}" "$bin" server \
 			0.0.0.0 "$port" 2>/dev/null &
 		spid=$!
-		for _ in $(seq 100); do
-			ip netns exec "$TB_NS_SERVER" \
-				ss -ltnH "sport = :$port" | grep -q . && break
-			sleep 0.05
-		done
+		ns_wait_listen "$TB_NS_SERVER" "$port"
 		echo "$mode $(ip netns exec "$TB_NS_CLIENT" "${pre[@]}" \
 			timeout 60 "$bin" client "$TB_SERVER4" "$port" \
 			"$count")" >>"$out"
@@ -182,11 +190,7 @@ cpu_per_gb()
 	as_mode "$mode" /usr/bin/time -f '%U %S' -o "$TMP/cpu-s-$mode" \
 		iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
 	spid=$!
-	for _ in $(seq 100); do
-		ip netns exec "$NS" ss -ltnH "sport = :$port" | grep -q . &&
-			break
-		sleep 0.05
-	done
+	ns_wait_listen "$NS" "$port"
 	as_mode "$mode" /usr/bin/time -f '%U %S' -o "$TMP/cpu-c-$mode" \
 		timeout 120 iperf3 -c 127.0.0.1 -p "$port" -b 1G \
 		-n "$CPU_BYTES" -J >"$TMP/cpu-$mode.json" 2>/dev/null
@@ -265,6 +269,8 @@ idle_memory()
 		<"$TMP/idle-server.in" >"$TMP/idle-server.out" \
 		2>>"$TMP/idle.err" &
 	exec {sfd}>"$TMP/idle-server.in"
+	# a client started before the listen is refused (seen for plain)
+	ns_wait_listen "$NS" "$port"
 	as_mode "$mode" "$TMP/idle" client 127.0.0.1 "$port" "$n" \
 		<"$TMP/idle-client.in" >"$TMP/idle-client.out" \
 		2>>"$TMP/idle.err" &

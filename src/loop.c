@@ -21,18 +21,19 @@
  *   core has bytes for it.
  * - Reading from the program stops while mps_conn_app_room() is 0.
  * - Direct send (mps_loop_direct_send()).  Each hop through the loop
- *   thread is a wakeup and two copies: a one-byte round trip paid four
- *   of them on top of plain TCP's, and each write crossed a socketpair.
- *   So the loop thread holds loop_mtx except while it waits for events
- *   (libev's release and acquire hooks), and a program thread that gets
- *   it with a trylock puts its bytes into the core's send ring and
- *   writes the records to the subflows itself, as lc_pump() would.  It
- *   does so only when the socketpair holds none of its bytes (FIONREAD
- *   on afd, read under the same lock), so the two ways keep the
- *   program's order.  What needs the loop afterwards (a subflow that
- *   took less than the core has for it, a timer due sooner than the one
- *   armed, an event, a failed write) sets lc->kicked and wakes the loop
- *   with the kick watcher, which pumps those connections.  The way back,
+ *   thread is a wakeup, and the socketpair a copy more than putting the
+ *   bytes into the send ring: a one-byte round trip paid four hops on top
+ *   of plain TCP's.  So the loop thread holds loop_mtx except while it
+ *   waits for events (libev's release and acquire hooks), and a program
+ *   thread that gets it (direct_lock()) puts its bytes into the core's
+ *   send ring and writes the records to the subflows itself, as
+ *   lc_pump() would.  It does so only when the socketpair holds none of
+ *   its bytes (FIONREAD on afd, read under the same lock), so the two
+ *   ways keep the program's order.  What needs the loop afterwards (a
+ *   subflow that took less than the core has for it, a timer due sooner
+ *   than the one armed, an event, a failed write) sets lc->kicked and
+ *   wakes the loop with the kick watcher, which pumps those connections;
+ *   the metrics timer is started in place (direct_pump()).  The way back,
  *   from the subflows to the program, still goes through the loop: the
  *   program waits on its socketpair end, not on the subflows.
  * - A subflow's sending side is shut down when the core says
@@ -2138,7 +2139,8 @@ static bool direct_lock(void)
 	return pthread_mutex_trylock(&loop_mtx) == 0;
 }
 
-size_t mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt)
+size_t
+mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt)
 {
 	struct iovec room[2];
 	struct lconn *lc;

@@ -67,7 +67,8 @@ void mps_loop_exit(void);
  * socketpair (they go first), the connection is not ESTABLISHED, or its
  * send buffer is full.  Never blocks.  Any thread.
  */
-size_t mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt);
+size_t
+mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt);
 
 /* fork(): hold the queue's lock across it; the child forgets the parent's
  * loop (its thread does not exist there) and starts its own on demand. */
