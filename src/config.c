@@ -72,34 +72,38 @@ static int parse_bool(const char *value, bool *out)
 	return 0;
 }
 
+/* A 0/1 variable into *out: dflt when unset, or when bad after the one
+ * line on stderr.  0 or -EINVAL, as the parsers below. */
+static int bool_var(bool *out,
+		    const char *name,
+		    const char *value,
+		    bool dflt,
+		    const char *instead)
+{
+	*out = dflt;
+	if (!value || parse_bool(value, out) == 0)
+		return 0;
+	mps_config_complain(name, value, "is not 0 or 1", instead);
+	*out = dflt;
+	return -EINVAL;
+}
+
 int mps_config_disable(struct mps_config *cfg, const char *value)
 {
-	cfg->disable = false;
-	if (!value)
-		return 0;
-	if (parse_bool(value, &cfg->disable) == 0)
-		return 0;
-	mps_config_complain("MPTCPSHIM_DISABLE",
-			    value,
-			    "is not 0 or 1",
-			    "0 (the library is active)");
-	cfg->disable = false;
-	return -EINVAL;
+	return bool_var(&cfg->disable,
+			"MPTCPSHIM_DISABLE",
+			value,
+			false,
+			"0 (the library is active)");
 }
 
 int mps_config_checksum(struct mps_config *cfg, const char *value)
 {
-	cfg->checksum = false;
-	if (!value)
-		return 0;
-	if (parse_bool(value, &cfg->checksum) == 0)
-		return 0;
-	mps_config_complain("MPTCPSHIM_CHECKSUM",
-			    value,
-			    "is not 0 or 1",
-			    "0 (checksums when the peer asks)");
-	cfg->checksum = false;
-	return -EINVAL;
+	return bool_var(&cfg->checksum,
+			"MPTCPSHIM_CHECKSUM",
+			value,
+			false,
+			"0 (checksums when the peer asks)");
 }
 
 int mps_config_version(struct mps_config *cfg, const char *value)
@@ -456,32 +460,20 @@ int mps_config_max_subflows(struct mps_config *cfg, const char *value)
 
 int mps_config_control(struct mps_config *cfg, const char *value)
 {
-	cfg->control = true;
-	if (!value)
-		return 0;
-	if (parse_bool(value, &cfg->control) == 0)
-		return 0;
-	mps_config_complain("MPTCPSHIM_CONTROL",
-			    value,
-			    "is not 0 or 1",
-			    "1 (the control socket is served)");
-	cfg->control = true;
-	return -EINVAL;
+	return bool_var(&cfg->control,
+			"MPTCPSHIM_CONTROL",
+			value,
+			true,
+			"1 (the control socket is served)");
 }
 
 int mps_config_direct_send(struct mps_config *cfg, const char *value)
 {
-	cfg->direct_send = true;
-	if (!value)
-		return 0;
-	if (parse_bool(value, &cfg->direct_send) == 0)
-		return 0;
-	mps_config_complain("MPTCPSHIM_DIRECT_SEND",
-			    value,
-			    "is not 0 or 1",
-			    "1 (program threads send directly)");
-	cfg->direct_send = true;
-	return -EINVAL;
+	return bool_var(&cfg->direct_send,
+			"MPTCPSHIM_DIRECT_SEND",
+			value,
+			true,
+			"1 (program threads send directly)");
 }
 
 /* Where the control socket goes; a value too long is as good as none. */

@@ -1150,11 +1150,8 @@ static ssize_t send_converted(struct mps_sock *s,
 	return n > 0 ? (ssize_t)took + n : (ssize_t)took;
 }
 
-static ssize_t send_one(struct mps_sock *s,
-			int fd,
-			const void *buf,
-			size_t len,
-			int flags)
+static ssize_t
+send_one(struct mps_sock *s, int fd, const void *buf, size_t len, int flags)
 {
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 

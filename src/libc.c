@@ -68,9 +68,8 @@ static void libc_fill(void)
 	    !mps_libc_table.write || !mps_libc_table.getsockopt ||
 	    !mps_libc_table.setsockopt || !mps_libc_table.accept4 ||
 	    !mps_libc_table.socketpair || !mps_libc_table.sendmsg ||
-	    !mps_libc_table.shutdown ||
-	    !mps_libc_table.exit_now || !mps_libc_table.exit_now2 ||
-	    !mps_libc_table.epoll_ctl) {
+	    !mps_libc_table.shutdown || !mps_libc_table.exit_now ||
+	    !mps_libc_table.exit_now2 || !mps_libc_table.epoll_ctl) {
 		/* dprintf writes inside libc, past our own write(). */
 		dprintf(STDERR_FILENO,
 			"mptcpshim: libc socket functions not found\n");
