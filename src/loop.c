@@ -222,7 +222,9 @@ struct lconn {
 	unsigned int pumps; /* lc_pump() calls, for reading once per pump */
 	uint64_t timer_at;  /* when the core's timer fires at the latest
 			       (now_us() time), 0 when it is stopped */
-	bool kicked;	    /* a direct send left work for the loop */
+	bool kicked;	    /* a direct send left work for the loop: in
+			       kick_list (kick_cb()) */
+	struct lconn *next_kicked;
 	bool app_eof;  /* the program shut down or closed its side */
 	bool app_shut; /* we shut down the direction toward the program */
 	bool app_gone; /* writing to the program failed: it closed */
@@ -267,6 +269,7 @@ static pid_t loop_pid;	       /* the process the loop thread runs in */
  * and the loop's watchers are under it. */
 static pthread_mutex_t loop_mtx = PTHREAD_MUTEX_INITIALIZER;
 static ev_async kick_w; /* a direct send left work: see kick_cb() */
+static struct lconn *kick_list; /* those connections, under loop_mtx */
 
 /* The loop thread's. */
 static struct mps_token_table *tokens;
@@ -277,6 +280,7 @@ static int nl_fd = -1;	    /* rtnetlink, opened with the first core */
 static ev_io nl_w;
 
 static void lc_pump(struct lconn *lc);
+static void lc_unkick(struct lconn *lc);
 static void exit_check(void);
 static void exit_drain(void);
 static void exit_take_app(struct lconn *lc);
@@ -747,6 +751,7 @@ static void lc_finish(struct lconn *lc, int err, bool rst)
 		  rst);
 	lc_count_end(lc, err, rst);
 	lc_unqueue_watchers(lc);
+	lc_unkick(lc);
 	if (lc->prev)
 		lc->prev->next = lc->next;
 	else
@@ -2011,21 +2016,36 @@ static void wakeup_cb(struct ev_loop *l, ev_async *w, int revents)
 
 /* ---- direct send (loop.h) ---- */
 
-/* Direct sends left work: pump the connections they marked. */
+/* Direct sends left work: pump the connections they marked.  A pump
+ * may end its connection, which then leaves the list (lc_unkick()). */
 static void kick_cb(struct ev_loop *l, ev_async *w, int revents)
 {
-	struct lconn *lc, *next;
+	struct lconn *lc;
 
 	(void)l;
 	(void)w;
 	(void)revents;
-	for (lc = conns; lc; lc = next) {
-		next = lc->next;
-		if (!lc->kicked)
-			continue;
+	while ((lc = kick_list) != NULL) {
+		kick_list = lc->next_kicked;
 		lc->kicked = false;
 		lc_pump(lc);
 	}
+}
+
+/* Take lc out of the kicked list before it is freed. */
+static void lc_unkick(struct lconn *lc)
+{
+	struct lconn **p;
+
+	if (!lc->kicked)
+		return;
+	for (p = &kick_list; *p; p = &(*p)->next_kicked) {
+		if (*p == lc) {
+			*p = lc->next_kicked;
+			break;
+		}
+	}
+	lc->kicked = false;
 }
 
 /* Copy up to the room of to (tcnt iovecs) from from (fcnt); returns the
@@ -2166,6 +2186,8 @@ mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt)
 	mps_mib_add(MPS_MIB_DIRECT_BYTES, took);
 	if (direct_pump(lc) && !lc->kicked) {
 		lc->kicked = true;
+		lc->next_kicked = kick_list;
+		kick_list = lc;
 		ev_async_send(loop, &kick_w);
 	}
 out:
@@ -2725,6 +2747,7 @@ void mps_loop_child(void)
 	pthread_cond_init(&exit_cond, NULL);
 	loop = NULL;
 	conns = NULL;
+	kick_list = NULL;
 	exiting = exit_asked = exit_drained = false;
 	loop_pid = 0;
 	loop_running = false;
