@@ -84,6 +84,24 @@
  * at least): a peer that streams never fills its send ring waiting for
  * the timer, and gets a data ACK per batch of input at most, as before.
  */
+/*
+ * Floods (RFC 7430 asks that repeated data and signals not exhaust the
+ * receiver).  Memory is bounded without these (mps_conn_mem_bound()),
+ * but a peer could keep a connection busy forever; such a subflow is
+ * reset (MP_TCPRST, administratively prohibited) and counted in floods.
+ * - Duplicates: a peer sends data again after a stall or with the
+ *   redundant scheduler, but never more than it has unacknowledged, which
+ *   our window bounds; a subflow that brings MPS_DUP_RUN_FACTOR receive
+ *   buffers of duplicates while the connection gets no new byte is
+ *   flooding.
+ * - Address signals (ADD_ADDR, echoes included, and REMOVE_ADDR): a burst
+ *   of MPS_SIG_BURST, then MPS_SIG_PER_S a second; a peer has at most
+ *   MPS_CONN_MAX_ADDRS addresses to tell of.
+ */
+#define MPS_DUP_RUN_FACTOR 4
+#define MPS_SIG_BURST 64
+#define MPS_SIG_PER_S 8
+
 #define MPS_ACK_DELAY_US 2000
 #define MPS_ACK_HOLD_BYTES (MPS_CONN_INITIAL_WINDOW / 4)
 
@@ -172,6 +190,8 @@ struct mps_sf {
 	uint8_t *rx_stage;
 	uint32_t rx_ssn;   /* relative subflow sequence of next byte */
 	uint64_t ack_rcvd; /* last data ACK received here */
+	uint64_t dup_run;  /* bytes it brought twice since dup_mark */
+	uint64_t dup_mark; /* the connection's next DSN when they began */
 
 	/* send */
 	struct mps_out_rec outq[MPS_CONN_OUTQ];
@@ -294,6 +314,11 @@ struct mps_conn {
 	/* allocated one by one (mps__sf_new()), so that a connection with
 	 * one subflow does not carry the other seven: 11 KiB */
 	struct mps_sf *sf[MPS_CONN_MAX_SF];
+
+	/* address signals the peer may send now, and when the last one was
+	 * credited (MPS_SIG_BURST) */
+	uint32_t sig_tokens;
+	uint64_t sig_credit_us;
 
 	/* multipath */
 	uint64_t now_us;       /* the clock, from mps_conn_tick() */

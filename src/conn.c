@@ -301,6 +301,35 @@ static int sf_protocol_error(struct mps_conn *conn, struct mps_sf *sf)
 	return sf_fail(conn, sf, -EPROTO, MPS_RST_MPTCP_ERROR);
 }
 
+/* Subflow sf floods (conn-int.h): reset it, counted apart. */
+static int sf_flood(struct mps_conn *conn, struct mps_sf *sf)
+{
+	conn->stats.floods++;
+	return sf_fail(conn, sf, -EPROTO, MPS_RST_PROHIBITED);
+}
+
+/* One address signal from the peer; false once over its budget. */
+static bool sig_budget_take(struct mps_conn *conn)
+{
+	const uint64_t step = 1000000 / MPS_SIG_PER_S;
+	uint64_t got = 0;
+
+	if (conn->now_us > conn->sig_credit_us)
+		got = (conn->now_us - conn->sig_credit_us) / step;
+	if (got >= MPS_SIG_BURST - conn->sig_tokens) {
+		/* full: no credit is banked beyond the burst */
+		conn->sig_tokens = MPS_SIG_BURST;
+		conn->sig_credit_us = conn->now_us;
+	} else if (got > 0) {
+		conn->sig_tokens += (uint32_t)got;
+		conn->sig_credit_us += got * step;
+	}
+	if (conn->sig_tokens == 0)
+		return false;
+	conn->sig_tokens--;
+	return true;
+}
+
 /* Plain TCP from now on, in both directions (server only). */
 static void conn_fall_back(struct mps_conn *conn)
 {
@@ -417,6 +446,8 @@ static int conn_init(struct mps_conn *conn,
 	conn->created_us = now_us;
 	conn->now_us = now_us;
 	conn->una_since_us = now_us;
+	conn->sig_tokens = MPS_SIG_BURST;
+	conn->sig_credit_us = now_us;
 	conn->version = params->version;
 	err = ring_init(&conn->snd, params->snd_buf);
 	if (!err)
@@ -1479,6 +1510,18 @@ rx_inconsistent(struct mps_conn *conn, struct mps_sf *sf, uint64_t dsn)
 	return sf_fail(conn, sf, -EPROTO, MPS_RST_MPTCP_ERROR);
 }
 
+/* n more bytes sf brought twice; false once its run of them, while the
+ * connection got no new byte, makes a flood (conn-int.h). */
+static bool dup_run_ok(struct mps_conn *conn, struct mps_sf *sf, uint64_t n)
+{
+	if (sf->dup_mark != rcv_nxt(conn)) {
+		sf->dup_mark = rcv_nxt(conn);
+		sf->dup_run = 0;
+	}
+	sf->dup_run += n;
+	return sf->dup_run <= MPS_DUP_RUN_FACTOR * (uint64_t)conn->rcv.cap;
+}
+
 /*
  * Delivers n checked bytes at dsn: straight into the ring when in order
  * with nothing queued (the common case), else through the reassembly
@@ -1501,6 +1544,8 @@ static int rcv_deliver(struct mps_conn *conn,
 		if (!rcv_same(conn, dsn, data, skip))
 			return rx_inconsistent(conn, sf, dsn);
 		conn->stats.dup_bytes += skip;
+		if (!dup_run_ok(conn, sf, skip))
+			return sf_flood(conn, sf);
 		dsn += skip;
 		data += skip;
 		n -= skip;
@@ -1526,6 +1571,8 @@ static int rcv_deliver(struct mps_conn *conn,
 		if (res.mismatched)
 			return rx_inconsistent(conn, sf, dsn + direct);
 		conn->stats.dup_bytes += res.duplicate;
+		if (res.duplicate && !dup_run_ok(conn, sf, res.duplicate))
+			return sf_flood(conn, sf);
 	}
 	rcv_pull_ready(conn);
 	return 0;
@@ -2049,8 +2096,12 @@ static int rx_record(struct mps_conn *conn,
 	case MPS_MP_TCPRST:
 		return rx_tcprst(conn, sf);
 	case MPS_ADD_ADDR:
+		if (!sig_budget_take(conn))
+			return sf_flood(conn, sf);
 		return mps__rx_add_addr(conn, &opt->add_addr);
 	case MPS_REMOVE_ADDR:
+		if (!sig_budget_take(conn))
+			return sf_flood(conn, sf);
 		return mps__rx_remove_addr(conn, &opt->remove_addr);
 	case MPS_MP_PRIO:
 		return mps__rx_mp_prio(conn, sf, &opt->mp_prio);

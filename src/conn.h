@@ -486,6 +486,8 @@ struct mps_conn_stats {
 	uint64_t mp_fail;	    /* MP_FAIL sent or received */
 	uint64_t late_first;	    /* server: the client's MP_CAPABLE came
 				       after the fallback timer; reset */
+	uint64_t floods;	    /* subflows reset for endless duplicates
+				       or address signals (conn-int.h) */
 };
 
 /* A subflow's state as the statistics show it. */

@@ -60,6 +60,7 @@ enum mps_mib_id {
 	MPS_MIB_JOINS_HALF_OPEN,     /* over the half-open cap */
 	MPS_MIB_CSUM_ERRORS,
 	MPS_MIB_PROTOCOL_ERRORS,     /* subflows reset for breaking rules */
+	MPS_MIB_FLOODS,		     /* of which floods: duplicates, signals */
 	MPS_MIB_WINDOW_ERRORS,
 	MPS_MIB_INCONSISTENT_DATA,
 	MPS_MIB_MP_FAIL,

@@ -3051,18 +3051,25 @@ START_TEST(a_hostile_peer_cannot_push_memory_past_the_bound)
 	ck_assert_int_eq(rc, 0);
 	pair_free(&h.pr);
 
-	/* Endless duplicates of the same data. */
+	/* Endless duplicates of the same data: accepted (and compared) up
+	 * to MPS_DUP_RUN_FACTOR receive buffers, then a flood: reset. */
 	hostile_init(&h, &p);
 	n = dss_record(rec, h.dsn, h.ssn, pay, 1000);
 	ck_assert_int_eq(hostile_send(&h, rec, n), 0);
-	for (i = 1; i < 2000; i++) {
+	for (i = 1; rc == 0 && i < 100000; i++) {
 		h.ssn += 1000;
 		n = dss_record(rec, h.dsn, h.ssn, pay, 1000);
-		ck_assert_int_eq(hostile_send(&h, rec, n), 0);
+		rc = hostile_send(&h, rec, n);
 	}
+	ck_assert_int_lt(rc, 0);
+	ck_assert_int_eq(mps_conn_state(h.pr.s), MPS_CONN_RESET);
 	info(h.pr.s, &si);
-	ck_assert_uint_eq(si.stats.dup_bytes, 1999 * 1000);
+	ck_assert_uint_gt(si.stats.dup_bytes, MPS_DUP_RUN_FACTOR * p.rcv_buf);
+	ck_assert_uint_le(si.stats.dup_bytes,
+			  MPS_DUP_RUN_FACTOR * p.rcv_buf + 1000);
+	ck_assert_uint_eq(si.stats.floods, 1);
 	pair_free(&h.pr);
+	rc = 0;
 
 	/* Out-of-order scraps ahead of a hole, up to the window: the
 	 * reassembly bound stops them, and the sender is reset. */
@@ -3086,7 +3093,7 @@ START_TEST(a_hostile_peer_cannot_push_memory_past_the_bound)
 }
 END_TEST
 
-START_TEST(floods_of_joins_and_add_addr_stay_bounded)
+START_TEST(join_floods_stay_bounded_add_addr_floods_reset)
 {
 	struct mps_conn_params p = params(MPS_VERSION_1, false);
 	struct mps_option opt = {.subtype = MPS_ADD_ADDR};
@@ -3111,9 +3118,11 @@ START_TEST(floods_of_joins_and_add_addr_stay_bounded)
 	}
 	ck_assert_int_gt(refused, 90);
 
+	/* ADD_ADDR with a wrong HMAC: each ignored and counted, up to the
+	 * burst; past it, the subflow that carries them is reset. */
 	opt.add_addr.addr = addr4(192, 0, 2, 1);
 	opt.add_addr.has_hmac = true;
-	for (i = 0; i < 1000; i++) {
+	for (i = 0; i < MPS_SIG_BURST; i++) {
 		opt.add_addr.addr_id = (uint8_t)i;
 		len = mps_wire_encode_record(
 			&opt, MPS_VERSION_1, 0, buf, sizeof(buf));
@@ -3122,8 +3131,52 @@ START_TEST(floods_of_joins_and_add_addr_stay_bounded)
 		ck_assert_uint_le(mps_conn_mem_used(mp.pr.c), bound);
 	}
 	info(mp.pr.c, &si);
-	ck_assert_uint_eq(si.stats.addrs_refused, 1000);
+	ck_assert_uint_eq(si.stats.addrs_refused, MPS_SIG_BURST);
+	ck_assert_uint_eq(si.stats.floods, 0);
 	expect_conn_fine(&mp);
+	ck_assert_int_lt(mps_conn_sf_input(mp.pr.c, 0, buf, (size_t)len), 0);
+	info(mp.pr.c, &si);
+	ck_assert_uint_eq(si.stats.floods, 1);
+	ck_assert_int_eq(mps_conn_state(mp.pr.c), MPS_CONN_RESET);
+	mp_free(&mp);
+}
+END_TEST
+
+/* The signal budget refills with time: MPS_SIG_PER_S a second, never
+ * beyond the burst. */
+START_TEST(address_signals_refill_at_their_rate)
+{
+	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_option opt = {.subtype = MPS_ADD_ADDR};
+	struct mps_conn_info ci;
+	uint64_t now = 1000000;
+	uint8_t buf[64];
+	struct mp mp;
+	int i, len;
+
+	mp_init(&mp, &p);
+	mp_establish(&mp);
+	opt.add_addr.addr = addr4(192, 0, 2, 1);
+	opt.add_addr.has_hmac = true;
+	len = mps_wire_encode_record(&opt, MPS_VERSION_1, 0, buf, sizeof(buf));
+	ck_assert_int_gt(len, 0);
+	/* an hour idle banks no more than the burst */
+	now += 3600ull * 1000000;
+	mps_conn_tick(mp.pr.c, now);
+	for (i = 0; i < MPS_SIG_BURST; i++)
+		ck_assert_int_eq(
+			mps_conn_sf_input(mp.pr.c, 0, buf, (size_t)len), 0);
+	/* one second later, MPS_SIG_PER_S more, and not one beyond */
+	now += 1000000;
+	mps_conn_tick(mp.pr.c, now);
+	for (i = 0; i < MPS_SIG_PER_S; i++)
+		ck_assert_int_eq(
+			mps_conn_sf_input(mp.pr.c, 0, buf, (size_t)len), 0);
+	info(mp.pr.c, &ci);
+	ck_assert_uint_eq(ci.stats.floods, 0);
+	ck_assert_int_lt(mps_conn_sf_input(mp.pr.c, 0, buf, (size_t)len), 0);
+	info(mp.pr.c, &ci);
+	ck_assert_uint_eq(ci.stats.floods, 1);
 	mp_free(&mp);
 }
 END_TEST
@@ -3279,7 +3332,8 @@ static Suite *conn_suite(void)
 		sec,
 		remove_addr_and_mp_prio_count_only_from_authenticated_subflows);
 	tcase_add_test(sec, a_hostile_peer_cannot_push_memory_past_the_bound);
-	tcase_add_test(sec, floods_of_joins_and_add_addr_stay_bounded);
+	tcase_add_test(sec, join_floods_stay_bounded_add_addr_floods_reset);
+	tcase_add_test(sec, address_signals_refill_at_their_rate);
 	suite_add_tcase(s, sec);
 
 	return s;
