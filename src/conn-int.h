@@ -91,16 +91,25 @@
  * reset (MP_TCPRST, administratively prohibited) and counted in floods.
  * - Duplicates: a peer sends data again after a stall or with the
  *   redundant scheduler, but never more than it has unacknowledged, which
- *   our window bounds; a subflow that brings MPS_DUP_RUN_FACTOR receive
- *   buffers of duplicates while the connection gets no new byte is
- *   flooding.
+ *   our window bounds, plus what a slow subflow's kernel socket still
+ *   holds of it (net.ipv4.tcp_wmem allows 4 MiB by default); a subflow
+ *   that brings mps__dup_run_max() bytes of duplicates while the
+ *   connection gets no new byte is flooding.
  * - Address signals (ADD_ADDR, echoes included, and REMOVE_ADDR): a burst
  *   of MPS_SIG_BURST, then MPS_SIG_PER_S a second; a peer has at most
  *   MPS_CONN_MAX_ADDRS addresses to tell of.
  */
 #define MPS_DUP_RUN_FACTOR 4
+#define MPS_DUP_RUN_MIN (16u << 20)
 #define MPS_SIG_BURST 64
 #define MPS_SIG_PER_S 8
+
+static inline uint64_t mps__dup_run_max(size_t rcv_cap)
+{
+	uint64_t max = MPS_DUP_RUN_FACTOR * (uint64_t)rcv_cap;
+
+	return max > MPS_DUP_RUN_MIN ? max : MPS_DUP_RUN_MIN;
+}
 
 #define MPS_ACK_DELAY_US 2000
 #define MPS_ACK_HOLD_BYTES (MPS_CONN_INITIAL_WINDOW / 4)

@@ -1519,7 +1519,7 @@ static bool dup_run_ok(struct mps_conn *conn, struct mps_sf *sf, uint64_t n)
 		sf->dup_run = 0;
 	}
 	sf->dup_run += n;
-	return sf->dup_run <= MPS_DUP_RUN_FACTOR * (uint64_t)conn->rcv.cap;
+	return sf->dup_run <= mps__dup_run_max(conn->rcv.cap);
 }
 
 /*

@@ -3052,7 +3052,7 @@ START_TEST(a_hostile_peer_cannot_push_memory_past_the_bound)
 	pair_free(&h.pr);
 
 	/* Endless duplicates of the same data: accepted (and compared) up
-	 * to MPS_DUP_RUN_FACTOR receive buffers, then a flood: reset. */
+	 * to mps__dup_run_max(), then a flood: reset. */
 	hostile_init(&h, &p);
 	n = dss_record(rec, h.dsn, h.ssn, pay, 1000);
 	ck_assert_int_eq(hostile_send(&h, rec, n), 0);
@@ -3064,9 +3064,9 @@ START_TEST(a_hostile_peer_cannot_push_memory_past_the_bound)
 	ck_assert_int_lt(rc, 0);
 	ck_assert_int_eq(mps_conn_state(h.pr.s), MPS_CONN_RESET);
 	info(h.pr.s, &si);
-	ck_assert_uint_gt(si.stats.dup_bytes, MPS_DUP_RUN_FACTOR * p.rcv_buf);
+	ck_assert_uint_gt(si.stats.dup_bytes, mps__dup_run_max(p.rcv_buf));
 	ck_assert_uint_le(si.stats.dup_bytes,
-			  MPS_DUP_RUN_FACTOR * p.rcv_buf + 1000);
+			  mps__dup_run_max(p.rcv_buf) + 1000);
 	ck_assert_uint_eq(si.stats.floods, 1);
 	pair_free(&h.pr);
 	rc = 0;
