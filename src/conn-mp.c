@@ -972,6 +972,11 @@ bool mps_conn_has_event(const struct mps_conn *conn)
 	return conn->ev_len > 0;
 }
 
+bool mps_conn_in_flight(const struct mps_conn *conn)
+{
+	return conn->snd_nxt != conn->snd_una;
+}
+
 bool mps_conn_next_event(struct mps_conn *conn, struct mps_conn_event *ev)
 {
 	if (conn->ev_len == 0)

@@ -1124,7 +1124,7 @@ static ssize_t send_converted(struct mps_sock *s,
 	if (total > 0 && cnt <= MPS_SEND_IOV_MAX &&
 	    !(flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)) &&
 	    !atomic_load_explicit(&s->wr_shut, memory_order_relaxed))
-		took = mps_loop_direct_send(s, iov, (int)cnt);
+		took = mps_loop_direct_send(s, iov, (int)cnt, total);
 	if (took == total && took > 0)
 		return (ssize_t)took;
 	memset(&msg, 0, sizeof(msg));

@@ -917,6 +917,16 @@ static void report_metrics(struct lconn *lc)
 	}
 }
 
+/* Start the metrics timer unless it runs; true when it was started. */
+static bool start_metrics(struct lconn *lc)
+{
+	if (ev_is_active(&lc->mx_timer))
+		return false;
+	ev_timer_set(&lc->mx_timer, MPS_METRICS_MS / 1e3, 0.);
+	ev_timer_start(loop, &lc->mx_timer);
+	return true;
+}
+
 /* Keep the metrics timer running while program data is held, once the
  * connection had several subflows. */
 static void arm_metrics(struct lconn *lc)
@@ -928,12 +938,10 @@ static void arm_metrics(struct lconn *lc)
 		mps_conn_get_info(lc->core, &info);
 		want = info.snd_held > 0;
 	}
-	if (want && !ev_is_active(&lc->mx_timer)) {
-		ev_timer_set(&lc->mx_timer, MPS_METRICS_MS / 1e3, 0.);
-		ev_timer_start(loop, &lc->mx_timer);
-	} else if (!want) {
+	if (want)
+		start_metrics(lc);
+	else
 		ev_timer_stop(loop, &lc->mx_timer);
-	}
 }
 
 /* ---- the pump: after every event ---- */
@@ -2048,38 +2056,6 @@ static void lc_unkick(struct lconn *lc)
 	lc->kicked = false;
 }
 
-/* Copy up to the room of to (tcnt iovecs) from from (fcnt); returns the
- * bytes copied. */
-static size_t iov_copy(const struct iovec *to,
-		       int tcnt,
-		       const struct iovec *from,
-		       int fcnt)
-{
-	size_t done = 0, toff = 0, foff = 0, n;
-	int t = 0, f = 0;
-
-	while (t < tcnt && f < fcnt) {
-		n = to[t].iov_len - toff;
-		if (from[f].iov_len - foff < n)
-			n = from[f].iov_len - foff;
-		memcpy((uint8_t *)to[t].iov_base + toff,
-		       (const uint8_t *)from[f].iov_base + foff,
-		       n);
-		done += n;
-		toff += n;
-		foff += n;
-		if (toff == to[t].iov_len) {
-			t++;
-			toff = 0;
-		}
-		if (foff == from[f].iov_len) {
-			f++;
-			foff = 0;
-		}
-	}
-	return done;
-}
-
 /*
  * The part of lc_pump() a program thread runs after a direct send: the
  * core's clock, then the records out to every subflow.  Returns true
@@ -2109,13 +2085,9 @@ static bool direct_pump(struct lconn *lc)
 	/* The metrics timer (arm_metrics()) may be started from here: the
 	 * loop reads its timers when it wakes, and a core timer due sooner
 	 * wakes it in time; else the kick makes it recompute its wait. */
-	if (lc->nsf > 1 && !ev_is_active(&lc->mx_timer)) {
-		ev_timer_set(&lc->mx_timer, MPS_METRICS_MS / 1e3, 0.);
-		ev_timer_start(loop, &lc->mx_timer);
-		if (lc->timer_at == 0 ||
-		    lc->timer_at > now + MPS_METRICS_MS * 1000)
-			kick = true;
-	}
+	if (lc->nsf > 1 && start_metrics(lc) &&
+	    (lc->timer_at == 0 || lc->timer_at > now + MPS_METRICS_MS * 1000))
+		kick = true;
 	return kick || mps_conn_has_event(lc->core);
 }
 
@@ -2126,18 +2098,10 @@ static bool direct_pump(struct lconn *lc)
  * would gather them into one segment (the subflows themselves always have
  * TCP_NODELAY: see the manual page).
  */
-static bool nagle_holds(struct lconn *lc,
-			const struct mps_sock *s,
-			const struct iovec *iov,
-			int cnt)
+static bool nagle_holds(struct lconn *lc, const struct mps_sock *s, size_t len)
 {
-	struct mps_conn_info info;
-
-	if (atomic_load_explicit(&s->nodelay, memory_order_relaxed) > 1 ||
-	    iov_total(iov, cnt) >= MPS_DIRECT_FULL)
-		return false;
-	mps_conn_get_info(lc->core, &info);
-	return info.snd_nxt != info.snd_una;
+	return atomic_load_explicit(&s->nodelay, memory_order_relaxed) <= 1 &&
+	       len < MPS_DIRECT_FULL && mps_conn_in_flight(lc->core);
 }
 
 /*
@@ -2159,13 +2123,14 @@ static bool direct_lock(void)
 	return pthread_mutex_trylock(&loop_mtx) == 0;
 }
 
-size_t
-mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt)
+size_t mps_loop_direct_send(struct mps_sock *s,
+			    const struct iovec *iov,
+			    int cnt,
+			    size_t len)
 {
-	struct iovec room[2];
 	struct lconn *lc;
-	size_t took = 0;
-	int nroom, queued;
+	size_t took = 0, n;
+	int i, queued;
 
 	if (!mps_config.direct_send || !direct_lock())
 		return 0;
@@ -2175,14 +2140,16 @@ mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt)
 	    mps_conn_state(lc->core) != MPS_CONN_ESTABLISHED)
 		goto out;
 	if (ioctl(lc->afd, FIONREAD, &queued) != 0 || queued != 0 ||
-	    nagle_holds(lc, s, iov, cnt))
+	    nagle_holds(lc, s, len))
 		goto out;
-	if (mps_conn_app_reserve(lc->core, room, &nroom) == 0)
-		goto out;
-	took = iov_copy(room, nroom, iov, cnt);
+	for (i = 0; i < cnt; i++) {
+		n = mps_conn_app_write(lc->core, iov[i].iov_base, iov[i].iov_len);
+		took += n;
+		if (n < iov[i].iov_len)
+			break;
+	}
 	if (took == 0)
 		goto out;
-	mps_conn_app_commit(lc->core, took);
 	mps_mib_add(MPS_MIB_DIRECT_BYTES, took);
 	if (direct_pump(lc) && !lc->kicked) {
 		lc->kicked = true;

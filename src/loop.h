@@ -61,14 +61,17 @@ void mps_loop_exit(void);
  * Direct send: a program thread writing to converted socket s puts the
  * bytes into the connection's core and writes the records to the
  * subflows itself, instead of through the socketpair and a wakeup of the
- * loop thread.  Returns how many bytes of iov (from the start) it took;
- * 0 when the bytes must take the socketpair: MPTCPSHIM_DIRECT_SEND=0,
- * the loop is busy (the lock is only tried), bytes wait in the
- * socketpair (they go first), the connection is not ESTABLISHED, or its
- * send buffer is full.  Never blocks.  Any thread.
+ * loop thread.  len is the bytes iov holds.  Returns how many of them
+ * (from the start) it took; 0 when the bytes must take the socketpair:
+ * MPTCPSHIM_DIRECT_SEND=0, the loop stays busy (the lock is only tried),
+ * bytes wait in the socketpair (they go first), the connection is not
+ * ESTABLISHED, Nagle holds a short write (no TCP_NODELAY), or its send
+ * buffer is full.  Never blocks.  Any thread.
  */
-size_t
-mps_loop_direct_send(struct mps_sock *s, const struct iovec *iov, int cnt);
+size_t mps_loop_direct_send(struct mps_sock *s,
+			    const struct iovec *iov,
+			    int cnt,
+			    size_t len);
 
 /* fork(): hold the queue's lock across it; the child forgets the parent's
  * loop (its thread does not exist there) and starts its own on demand. */
