@@ -1,51 +1,38 @@
 #!/usr/bin/env python3
 """mixwrite.py: one connection written with every kind of write, for
-direct-send.sh.
+direct-send.sh, against nettool.py's sink server.
 
-  mixwrite.py server --port PORT
-      accept one connection, read it to its end, print
-      "BYTES SHA256" on one line, exit
-  mixwrite.py client --host HOST --port PORT --bytes N [--nodelay]
-                     [--nonblock] [--counters CMD]
-      send N bytes of a seeded pseudo-random stream, choosing for each
-      piece at random among send() of 1 to 100 bytes, send() of up to
-      64 KiB, sendmsg() of three buffers, send() with MSG_MORE and
-      os.sendfile() from a file holding the same stream; then print one
-      JSON line: bytes sent, their sha256, the bytes sendfile carried
-      and, with --counters, the process's direct_send_bytes as
-      "CMD counters PID --json" reports it.
+  mixwrite.py --host HOST --port PORT --bytes N [--nodelay] [--nonblock]
+              [--counters CMD]
+
+Sends N bytes of a seeded pseudo-random stream, choosing for each piece
+at random among send() of 1 to 100 bytes, send() of up to 64 KiB,
+sendmsg() of three buffers, send() with MSG_MORE and os.sendfile() from a
+file holding the same stream; shuts down its sending side and reads the
+sink's answer.  Prints one JSON line: the bytes sent and their sha256,
+the sink's answer, the bytes sendfile carried and, with --counters, the
+process's direct_send_bytes as "CMD counters PID --json" reports it.
 
 Pieces follow one another with no pause, so that each kind of write
 meets the bytes of the others still in flight.  With --nonblock every
-call may take part of its piece, and the rest waits for select().
+call may take part of its piece, and the rest waits for poll().
 """
 import argparse
 import hashlib
 import json
 import os
 import random
-import select
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nettool import (connect_to, die, recv_all, set_deadline,  # noqa: E402
+                     wait_writable)
+
 SEED = 20261204
-
-
-def serve(args):
-    lsock = socket.create_server(("0.0.0.0", args.port))
-    conn, _ = lsock.accept()
-    digest = hashlib.sha256()
-    total = 0
-    while True:
-        chunk = conn.recv(1 << 18)
-        if not chunk:
-            break
-        digest.update(chunk)
-        total += len(chunk)
-    print(total, digest.hexdigest(), flush=True)
 
 
 def pieces(total):
@@ -66,13 +53,9 @@ def pieces(total):
         yield kind, n
 
 
-def wait_writable(sock):
-    select.select([], [sock], [], 30)
-
-
-def send_piece(sock, kind, data, fileno, offset, nonblock):
-    """Write data (which sits at offset in the file fileno) by kind,
-    all of it, waiting for room when nonblocking."""
+def send_piece(sock, kind, data, fileno, offset):
+    """Write data (which sits at offset in the file fileno) by kind, all
+    of it, waiting for room when the socket is non-blocking."""
     done = 0
     while done < len(data):
         try:
@@ -89,72 +72,58 @@ def send_piece(sock, kind, data, fileno, offset, nonblock):
             else:
                 n = sock.send(memoryview(data)[done:])
         except BlockingIOError:
-            if not nonblock:
-                raise
-            wait_writable(sock)
-            continue
+            n = 0
         done += n
-        if nonblock and done < len(data):
-            wait_writable(sock)
-
-
-def client(args):
-    rng = random.Random(SEED + 1)
-    stream = rng.randbytes(args.bytes)
-    with tempfile.TemporaryFile() as f:
-        f.write(stream)
-        f.flush()
-        sock = socket.create_connection((args.host, args.port), timeout=60)
-        if args.nodelay:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # blocking for real: a timeout makes Python's socket non-blocking
-        # underneath, and os.sendfile() would see EAGAIN
-        sock.setblocking(not args.nonblock)
-        # the handshake done and the connection idle, so that the first
-        # piece can go direct whatever the mix then does
-        time.sleep(0.3)
-        offset = 0
-        by_sendfile = 0
-        for kind, n in pieces(args.bytes):
-            send_piece(sock, kind, stream[offset:offset + n], f.fileno(),
-                       offset, args.nonblock)
-            if kind == "sendfile":
-                by_sendfile += n
-            offset += n
-        direct = None
-        if args.counters:
-            out = subprocess.run(
-                [args.counters, "counters", str(os.getpid()), "--json"],
-                check=True, capture_output=True, text=True).stdout
-            direct = json.loads(out)["counters"]["direct_send_bytes"]
-        if args.nonblock:
-            sock.setblocking(True)
-        sock.shutdown(socket.SHUT_WR)
-        sock.recv(1)
-        sock.close()
-    print(json.dumps({"bytes": offset,
-                      "sha256": hashlib.sha256(stream).hexdigest(),
-                      "sendfile": by_sendfile, "direct": direct}),
-          flush=True)
+        if done < len(data) and not sock.getblocking() and \
+                not wait_writable(sock, 30):
+            die("no room to write for 30 s")
 
 
 def main():
     p = argparse.ArgumentParser()
-    sub = p.add_subparsers(dest="role", required=True)
-    s = sub.add_parser("server")
-    s.add_argument("--port", type=int, required=True)
-    c = sub.add_parser("client")
-    c.add_argument("--host", required=True)
-    c.add_argument("--port", type=int, required=True)
-    c.add_argument("--bytes", type=int, required=True)
-    c.add_argument("--nodelay", action="store_true")
-    c.add_argument("--nonblock", action="store_true")
-    c.add_argument("--counters")
-    args = p.parse_args()
-    if args.role == "server":
-        serve(args)
-    else:
-        client(args)
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--bytes", type=int, required=True)
+    p.add_argument("--nodelay", action="store_true")
+    p.add_argument("--nonblock", action="store_true")
+    p.add_argument("--counters")
+    p.add_argument("--deadline", type=float, default=60)
+    a = p.parse_args()
+    set_deadline(a.deadline, "mixwrite")
+
+    stream = random.Random(SEED + 1).randbytes(a.bytes)
+    sent_file = 0
+    with tempfile.TemporaryFile() as f:
+        f.write(stream)
+        f.flush()
+        sock = connect_to(a.host, a.port)
+        if a.nodelay:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(not a.nonblock)
+        # the handshake done and the connection idle, so that the first
+        # piece can go direct whatever the mix then does
+        time.sleep(0.3)
+        offset = 0
+        for kind, n in pieces(a.bytes):
+            send_piece(sock, kind, stream[offset:offset + n], f.fileno(),
+                       offset)
+            if kind == "sendfile":
+                sent_file += n
+            offset += n
+    direct = None
+    if a.counters:
+        out = subprocess.run(
+            [a.counters, "counters", str(os.getpid()), "--json"],
+            check=True, capture_output=True, text=True).stdout
+        direct = json.loads(out)["counters"]["direct_send_bytes"]
+    sock.setblocking(True)
+    sock.shutdown(socket.SHUT_WR)
+    answer = recv_all(sock).decode().strip()
+    sock.close()
+    print(json.dumps({"bytes": offset,
+                      "sha256": hashlib.sha256(stream).hexdigest(),
+                      "answer": answer, "sendfile": sent_file,
+                      "direct": direct}), flush=True)
     return 0
 
 
