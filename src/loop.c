@@ -133,9 +133,7 @@
 #define MPS_RELAY_BUF (256 * 1024)
 #define MPS_IOV_MAX 16
 #define MPS_DIRECT_FULL 16384 /* a write this long is not held by Nagle */
-#ifndef MPS_DIRECT_TRIES
 #define MPS_DIRECT_TRIES 3 /* yields for the loop lock: direct_lock() */
-#endif
 #define MPS_EXIT_STALL_MS 1000
 #define MPS_METRICS_MS 20	  /* TCP_INFO refresh while data is held */
 #define MPS_METRICS_MIN_US 5000	  /* TCP_INFO age read again with nothing
