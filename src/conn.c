@@ -1080,12 +1080,19 @@ static void sf_fill_keepalive(struct mps_conn *conn, struct mps_sf *sf)
  * - a data ACK already sent is due again (a subflow that may have lost
  *   it failed or stalled): the peer's reinjection and stall detection
  *   wait for it;
- * - MPS_ACK_HOLD_BYTES wait for it: the peer's send ring must not fill
- *   (a bulk transfer gets one ACK per batch of input, as before);
+ * - ack_hold() bytes wait for it, or the peer asked for it (an ACK-only
+ *   record came in): the peer's send ring must not fill;
  * - the delay ran out (mps_conn_tick()): nothing of ours went out.
  * A window record takes its data ACK with it in any case
  * (sf_fill_control()).
  */
+static size_t ack_hold(const struct mps_conn *conn)
+{
+	size_t hold = conn->rcv.cap / MPS_ACK_HOLD_SHARE;
+
+	return hold > MPS_ACK_HOLD_MIN ? hold : MPS_ACK_HOLD_MIN;
+}
+
 static bool ack_urgent(const struct mps_conn *conn)
 {
 	uint64_t held = rcv_data_ack(conn) - conn->ack_told;
@@ -1094,7 +1101,7 @@ static bool ack_urgent(const struct mps_conn *conn)
 		return false;
 	if (conn->state != MPS_CONN_ESTABLISHED || conn->rcv_fin_done)
 		return true;
-	return held == 0 || held >= MPS_ACK_HOLD_BYTES || conn->ack_late;
+	return held == 0 || held >= ack_hold(conn) || conn->ack_late;
 }
 
 /* The delayed-ACK clock: microseconds until the held ACK is due, or 0. */
@@ -1119,6 +1126,17 @@ static uint64_t tick_ack(struct mps_conn *conn)
 	return MPS_ACK_DELAY_US - waited;
 }
 
+/*
+ * Whether to ask the peer for a data ACK (conn-int.h): half of the send
+ * ring is sent and not acknowledged, and we have not asked since snd_una
+ * last moved.
+ */
+static bool ack_wanted(const struct mps_conn *conn)
+{
+	return !conn->ack_asked && conn->state == MPS_CONN_ESTABLISHED &&
+	       conn->snd_nxt - conn->snd_una >= conn->snd.cap / 2;
+}
+
 static void sf_fill_control(struct mps_conn *conn, struct mps_sf *sf)
 {
 	bool window;
@@ -1133,9 +1151,11 @@ static void sf_fill_control(struct mps_conn *conn, struct mps_sf *sf)
 	if (window && (sf->ack_first || sf->ack_sent != rcv_data_ack(conn)))
 		conn->ack_due = true;
 	/* Data cut above already carried a due ACK (sf_emit_map()). */
-	if (((conn->ack_due && (window || ack_urgent(conn))) || sf->ack_now) &&
-	    sf_outq_room(sf) >= (window ? 2u : 1u))
-		sf_emit_ack(conn, sf);
+	if (((conn->ack_due && (window || ack_urgent(conn))) || sf->ack_now ||
+	     ack_wanted(conn)) &&
+	    sf_outq_room(sf) >= (window ? 2u : 1u) &&
+	    sf_emit_ack(conn, sf) == 0 && ack_wanted(conn))
+		conn->ack_asked = true;
 	if (window && !conn->ack_due && !sf->ack_first)
 		sf_emit_window(conn, sf);
 }
@@ -1791,6 +1811,7 @@ static void snd_acked(struct mps_conn *conn)
 	int i;
 
 	conn->una_moved = true;
+	conn->ack_asked = false;
 	conn->first_map = true; /* the peer took a mapping of ours */
 	for (i = 0; i < conn->nsf; i++)
 		mps__ranges_trim(
@@ -1921,6 +1942,9 @@ static int rx_dss(struct mps_conn *conn,
 		err = rx_data_ack(conn, sf, dss);
 		if (err)
 			return err;
+		/* An ACK-only record asks for ours (conn-int.h) */
+		if (!(dss->flags & MPS_DSS_MAP) && conn->ack_due)
+			conn->ack_late = true;
 	}
 	if (dss->flags & MPS_DSS_MAP)
 		return rx_dss_map(conn, sf, dss, pay_len);

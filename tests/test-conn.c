@@ -19,7 +19,7 @@
 
 #include "mptcpshim/wire.h"
 #include "conn.h"
-#include "conn-int.h" /* MPS_ACK_DELAY_US, MPS_ACK_HOLD_BYTES */
+#include "conn-int.h" /* MPS_ACK_DELAY_US, MPS_ACK_HOLD_MIN, _SHARE */
 #include "crypto.h"
 #include "token.h"
 
@@ -1025,21 +1025,25 @@ START_TEST(a_request_and_its_answer_send_no_ack_only_record)
 END_TEST
 
 /*
- * A one-way transfer in records of 1400 bytes, without the clock moving:
- * the receiver's data ACKs alone keep the sender's ring from filling, at
- * most MPS_ACK_HOLD_BYTES behind, with one ACK-only record per bound.
+ * A one-way transfer in records of 1400 bytes, without the clock moving,
+ * from a sender with snd_buf to a receiver with rcv_buf.  Returns the
+ * most the sender held unacknowledged; *acks is the receiver's records
+ * (it sends no data: ACK-only and window records).
  */
-START_TEST(a_bulk_transfer_is_acked_within_the_hold_bound)
+static size_t bulk_one_way(size_t snd_buf, size_t rcv_buf, uint64_t total,
+			   uint64_t *acks)
 {
-	struct mps_conn_params p = params(MPS_VERSION_1, false);
+	struct mps_conn_params cp = params(MPS_VERSION_1, false);
+	struct mps_conn_params sp = cp;
 	static uint8_t chunk[1400], sink[4096];
-	uint64_t total = 4 * MIB, sent = 0, s0;
 	struct mps_conn_info ci;
+	uint64_t sent = 0, s0;
 	size_t most = 0;
 	struct pair pr;
 
-	p.snd_buf = 64 * KIB;
-	pair_init(&pr, &p, &p, false);
+	cp.snd_buf = (uint32_t)snd_buf;
+	sp.rcv_buf = (uint32_t)rcv_buf;
+	pair_init(&pr, &cp, &sp, false);
 	handshake(&pr);
 	s0 = records_out(pr.s);
 	while (sent < total) {
@@ -1053,14 +1057,48 @@ START_TEST(a_bulk_transfer_is_acked_within_the_hold_bound)
 		if (ci.snd_held > most)
 			most = ci.snd_held;
 	}
-	ck_assert_uint_lt(most, MPS_ACK_HOLD_BYTES + sizeof(chunk));
-	ck_assert_uint_ge(most, MPS_ACK_HOLD_BYTES - sizeof(chunk));
-	/* ACK-only records, and a window record per eighth of the ring */
-	ck_assert_uint_le(records_out(pr.s) - s0,
-			  2 * (total / MPS_ACK_HOLD_BYTES + 1));
+	*acks = records_out(pr.s) - s0;
 	ck_assert_int_eq(pr.c_err, 0);
 	ck_assert_int_eq(pr.s_err, 0);
 	pair_free(&pr);
+	return most;
+}
+
+/*
+ * The receiver holds its data ACK for a sixteenth of its ring (256 KiB
+ * of 4 MiB): the data ACKs alone keep the sender's ring from filling, one
+ * ACK-only record per hold, and a window record per eighth of the ring.
+ */
+START_TEST(a_bulk_transfer_is_acked_within_the_hold_bound)
+{
+	const size_t hold = 4 * MIB / MPS_ACK_HOLD_SHARE;
+	const uint64_t total = 16 * MIB;
+	uint64_t acks;
+	size_t most = bulk_one_way(4 * MIB, 4 * MIB, total, &acks);
+
+	ck_assert_uint_lt(most, hold + 1400);
+	ck_assert_uint_ge(most, hold - 1400);
+	ck_assert_uint_le(acks, total / hold + total / (4 * MIB / 8) + 2);
+	/* the least hold, for a receive ring of 256 KiB */
+	most = bulk_one_way(4 * MIB, 256 * KIB, total, &acks);
+	ck_assert_uint_lt(most, MPS_ACK_HOLD_MIN + 1400);
+}
+END_TEST
+
+/*
+ * A sender whose ring (64 KiB) is smaller than the receiver's hold asks
+ * for the data ACK once half of its ring waits for one, and the receiver
+ * answers at once: without the clock moving, the transfer goes on (with
+ * no ask, the sender's ring would fill and wait for the delay).
+ */
+START_TEST(a_small_send_ring_asks_for_the_data_ack)
+{
+	uint64_t acks;
+	size_t most = bulk_one_way(64 * KIB, 4 * MIB, 4 * MIB, &acks);
+
+	ck_assert_uint_lt(most, 32 * KIB + 2 * 1400);
+	ck_assert_uint_ge(most, 32 * KIB - 2 * 1400);
+	ck_assert_uint_le(acks, 4 * MIB / (32 * KIB - 1400) + 16 + 2);
 }
 END_TEST
 
@@ -3232,6 +3270,7 @@ static Suite *conn_suite(void)
 
 	tcase_add_test(data, a_request_and_its_answer_send_no_ack_only_record);
 	tcase_add_test(data, a_bulk_transfer_is_acked_within_the_hold_bound);
+	tcase_add_test(data, a_small_send_ring_asks_for_the_data_ack);
 	tcase_add_test(close, data_fin_both_ways_closes_the_connection);
 	tcase_add_test(
 		close,
