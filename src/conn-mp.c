@@ -977,6 +977,11 @@ bool mps_conn_in_flight(const struct mps_conn *conn)
 	return conn->snd_nxt != conn->snd_una;
 }
 
+bool mps_conn_checksums(const struct mps_conn *conn)
+{
+	return conn->csum;
+}
+
 bool mps_conn_next_event(struct mps_conn *conn, struct mps_conn_event *ev)
 {
 	if (conn->ev_len == 0)

@@ -308,6 +308,9 @@ bool mps_conn_has_event(const struct mps_conn *conn);
 /* Does data of ours wait for its data ACK?  (Nagle, in the runtime.) */
 bool mps_conn_in_flight(const struct mps_conn *conn);
 
+/* Do records carry DSS checksums, computed over the send ring's bytes? */
+bool mps_conn_checksums(const struct mps_conn *conn);
+
 /*
  * Feed bytes read from subflow sf.  Returns 0, or a negative errno when
  * the subflow broke the protocol: the core has then queued an MP_TCPRST
