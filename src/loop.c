@@ -130,6 +130,11 @@
 #include "token.h"
 
 #define MPS_READ_CHUNK (128 * 1024) /* one read per wakeup: see below */
+/* A subflow read takes a chunk's records whole: its payload in records of
+ * at most MPS_WIRE_PAYLOAD_MAX, each with a header of at most 44 bytes.
+ * Without the slack the last header bytes of a 128 KiB write came in a
+ * second read, a second wakeup of both the loop and the program. */
+#define MPS_READ_SLACK 1024
 #define MPS_RELAY_BUF (256 * 1024)
 #define MPS_IOV_MAX 16
 #define MPS_DIRECT_FULL 16384 /* a write this long is not held by Nagle */
@@ -272,7 +277,7 @@ static struct lconn *kick_list; /* those connections, under loop_mtx */
 
 /* The loop thread's. */
 static struct mps_token_table *tokens;
-static uint8_t scratch[MPS_READ_CHUNK];
+static uint8_t scratch[MPS_READ_CHUNK + MPS_READ_SLACK];
 static struct lconn *conns; /* every live connection */
 static bool exiting;	    /* exit_asked, as the loop saw it */
 static int nl_fd = -1;	    /* rtnetlink, opened with the first core */
