@@ -17,8 +17,9 @@
 #      bench/driver.sh: hetero and failover-blackhole
 #
 # How each is measured:
-#   1, 2  scripts/bench-loopback.sh (iperf3; scripts/pingpong.c), three
-#         placements of the latency run: both ends pinned on one CPU, one
+#   1, 2  scripts/bench-loopback.sh (iperf3; scripts/pingpong.c), each
+#         figure the median of REPEATS runs with the modes taking turns;
+#         three placements of the latency run: both ends pinned on one CPU, one
 #         CPU each, and not pinned (where the scheduler puts them, as a
 #         user runs them); all three are shown, each with its ratio.
 #   3     iperf3 -b 1G -n CPU_BYTES in a network namespace's loopback;
@@ -37,7 +38,7 @@
 # Usage: bench/targets.sh [--multipath] path/to/libmptcpshim.so
 # Environment: CPU_BYTES (default 1G), TTFB_PATH (default
 # 1gbit:20ms:0), TTFB_COUNT (default 21), IDLE_COUNT (default 10000),
-# and those of scripts/bench-loopback.sh (DURATION, ROUNDS).  Needs root
+# and those of scripts/bench-loopback.sh (DURATION, ROUNDS, REPEATS).  Needs root
 # for the namespaces.
 
 set -u

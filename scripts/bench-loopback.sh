@@ -23,20 +23,28 @@
 # the same run, as modes "mptcpshim 2", "mptcpshim 3" and so on, so that
 # they are compared under the same load.
 #
+# Every measurement is repeated REPEATS times, the modes taking turns
+# (plain, kernel, shim, plain, ...), and each figure printed is the median
+# of its repeats: a slow second of the machine then spoils one repeat of
+# one mode, not the mode's figure and every ratio to it.  The repeats are
+# listed after the tables.
+#
 # It prints a table with the ratios mode/plain.  Figures move from run to
 # run: compare within one run.  As root it installs iperf3 and mptcpd with
 # apt-get when missing.
 #
 # Usage: bench-loopback.sh path/to/libmptcpshim.so [another.so ...]
 # Environment: DURATION (seconds per iperf3 run, default 3), ROUNDS
-# (timed round trips, default 20000), BENCH_SUMMARY (a file that also
-# receives every figure as KEY=VALUE lines, for bench/targets.sh).
+# (timed round trips per latency run, default 20000), REPEATS (runs of
+# each measurement, default 3), BENCH_SUMMARY (a file that also receives
+# every figure as KEY=VALUE lines, for bench/targets.sh).
 
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 DURATION=${DURATION:-3}
 ROUNDS=${ROUNDS:-20000}
+REPEATS=${REPEATS:-3}
 NS=
 TMP=
 
@@ -181,6 +189,18 @@ except Exception:
     print("failed")' "$json"
 }
 
+# Print the median of the numbers among the arguments, or "failed".
+median()
+{
+	printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '
+		{ v[++n] = $1 }
+		END {
+			if (n == 0) print "failed"
+			else if (n % 2) print v[(n + 1) / 2]
+			else printf "%.2f\n", (v[n / 2] + v[n / 2 + 1]) / 2
+		}'
+}
+
 # Print "median mean p99" in us of one-byte round trips, or "failed".
 # PLACEMENT "one": both processes (all their threads) on CPU 0; "two":
 # the server on CPU 0, the client on CPU 1; "any": not pinned, where the
@@ -250,34 +270,56 @@ fi
 
 # --- measure -------------------------------------------------------------
 
-declare -A UP DOWN NOTE
+declare -A UP DOWN NOTE SYNS
 declare -A P50 MEAN P99	# keyed "mode placement"
+declare -A RUNS_UP RUNS_DOWN RUNS_P50 RUNS_MEAN RUNS_P99 # the repeats
 MODES="plain kernel $SHIM_MODES"
 [ "$HAVE_KERNEL" -eq 1 ] || MODES="plain $SHIM_MODES"
 PLACEMENTS="one"
 [ "$(nproc)" -ge 2 ] && PLACEMENTS="one two any"
 
-for mode in $MODES; do
-	echo "measuring $mode ..." >&2
-	before=$(mptcp_counter MPCapableSYNRX)
-	UP[$mode]=$(throughput "$mode")
-	DOWN[$mode]=$(throughput "$mode" -R)
-	for cpus in $PLACEMENTS; do
-		read -r p50 mean p99 <<<"$(latency "$mode" "$cpus")"
-		P50[$mode $cpus]=$p50
-		MEAN[$mode $cpus]=$mean
-		P99[$mode $cpus]=$p99
+for rep in $(seq "$REPEATS"); do
+	for mode in $MODES; do
+		echo "measuring $mode ($rep of $REPEATS) ..." >&2
+		before=$(mptcp_counter MPCapableSYNRX)
+		RUNS_UP[$mode]+=" $(throughput "$mode")"
+		RUNS_DOWN[$mode]+=" $(throughput "$mode" -R)"
+		for cpus in $PLACEMENTS; do
+			read -r p50 mean p99 <<<"$(latency "$mode" "$cpus")"
+			RUNS_P50[$mode $cpus]+=" $p50"
+			RUNS_MEAN[$mode $cpus]+=" $mean"
+			RUNS_P99[$mode $cpus]+=" $p99"
+		done
+		after=$(mptcp_counter MPCapableSYNRX)
+		SYNS[$mode]=$((${SYNS[$mode]:-0} + after - before))
+		if [ -s "$TMP/pp-c-$mode.err" ] && [ -z "${NOTE[$mode]:-}" ]; then
+			NOTE[$mode]="; $(head -1 "$TMP/pp-c-$mode.err")"
+		fi
 	done
-	after=$(mptcp_counter MPCapableSYNRX)
+done
+
+for mode in $MODES; do
+	# shellcheck disable=SC2086 # the repeats, split on purpose
+	UP[$mode]=$(median ${RUNS_UP[$mode]})
+	# shellcheck disable=SC2086
+	DOWN[$mode]=$(median ${RUNS_DOWN[$mode]})
+	for cpus in $PLACEMENTS; do
+		k="$mode $cpus"
+		# shellcheck disable=SC2086
+		P50[$k]=$(median ${RUNS_P50[$k]})
+		# shellcheck disable=SC2086
+		MEAN[$k]=$(median ${RUNS_MEAN[$k]})
+		# shellcheck disable=SC2086
+		P99[$k]=$(median ${RUNS_P99[$k]})
+	done
+	err=${NOTE[$mode]:-}
 	NOTE[$mode]="subflow mss $(cat "$TMP/mss-$mode" 2>/dev/null)"
-	if [ "$mode" = kernel ] && [ "$after" = "$before" ]; then
+	if [ "$mode" = kernel ] && [ "${SYNS[$mode]}" -eq 0 ]; then
 		NOTE[$mode]+="; NOT MPTCP (no MP_CAPABLE SYN seen)"
 	elif [ "$mode" = kernel ]; then
-		NOTE[$mode]+="; $((after - before)) MP_CAPABLE SYNs"
+		NOTE[$mode]+="; ${SYNS[$mode]} MP_CAPABLE SYNs"
 	fi
-	if [ -s "$TMP/pp-c-$mode.err" ]; then
-		NOTE[$mode]+="; $(head -1 "$TMP/pp-c-$mode.err")"
-	fi
+	NOTE[$mode]+=$err
 done
 
 # --- report --------------------------------------------------------------
@@ -330,6 +372,17 @@ echo "latency.  cpus: one = both processes on CPU 0; two = server on CPU 0,"
 echo "client on CPU 1; any = not pinned, placed by the scheduler."
 for mode in $MODES; do
 	echo "$(name_of "$mode"): ${NOTE[$mode]}"
+done
+echo
+echo "Each figure is the median of $REPEATS runs, the modes taking turns;"
+echo "the runs (up, down Gbit/s; p50 per placement, us):"
+for mode in $MODES; do
+	line=$(printf '%-13s up%s; down%s' "$(name_of "$mode")" \
+		"${RUNS_UP[$mode]}" "${RUNS_DOWN[$mode]}")
+	for cpus in $PLACEMENTS; do
+		line+="; $cpus${RUNS_P50[$mode $cpus]}"
+	done
+	echo "$line"
 done
 [ "$HAVE_KERNEL" -eq 1 ] ||
 	echo "kernel MPTCP: not measured (no mptcpize or net.mptcp.enabled)"
