@@ -382,7 +382,7 @@ static void ring_drop(struct ring *r, size_t n)
 /*
  * The direct send in progress, under loop_mtx: where the bytes it put in
  * the core's send ring came from in the program's buffers.  Its records go
- * to the kernel from those buffers (sf_out()): the bytes are the same, and
+ * to the kernel from those buffers (flush()): the bytes are the same, and
  * the kernel's copy from buffers the program has just written is cheaper
  * than from the ring (in a profile of a 1 Gbit/s upload on loopback, the
  * copy into TCP took 11 % of the samples from the ring and 4 % from the
@@ -455,14 +455,15 @@ static int direct_spans_apply(struct iovec *iov, int n)
 
 			for (k = 0; k < direct_nspans; k++) {
 				const struct span *sp = &direct_spans[k];
+				const char *end = sp->ring + sp->len;
 
-				if (p >= sp->ring && p < sp->ring + sp->len) {
+				if (p >= sp->ring && p < end) {
 					base = sp->prog + (p - sp->ring);
-					if (piece > (size_t)(sp->ring + sp->len - p))
-						piece = sp->ring + sp->len - p;
+					if (piece > (size_t)(end - p))
+						piece = (size_t)(end - p);
 				} else if (sp->ring > p &&
 					   (size_t)(sp->ring - p) < piece) {
-					piece = sp->ring - p;
+					piece = (size_t)(sp->ring - p);
 				}
 			}
 			out[m].iov_base = (void *)base;
@@ -477,12 +478,8 @@ static int direct_spans_apply(struct iovec *iov, int n)
 
 static int sf_out(struct lconn *lc, int num, struct iovec *iov)
 {
-	int n;
-
-	if (lc->mode == LC_CORE) {
-		n = mps_conn_sf_peek(lc->core, num, iov, MPS_IOV_MAX);
-		return direct_nspans ? direct_spans_apply(iov, n) : n;
-	}
+	if (lc->mode == LC_CORE)
+		return mps_conn_sf_peek(lc->core, num, iov, MPS_IOV_MAX);
 	return num == 0 ? ring_data_iov(&lc->to_sf, iov) : 0;
 }
 
@@ -573,6 +570,8 @@ static int flush(struct lconn *lc,
 	int cnt;
 
 	while ((cnt = out(lc, num, iov)) > 0) {
+		if (out == sf_out && direct_nspans)
+			cnt = direct_spans_apply(iov, cnt);
 		memset(&msg, 0, sizeof(msg));
 		msg.msg_iov = iov;
 		msg.msg_iovlen = (size_t)cnt;
