@@ -1139,7 +1139,7 @@ static bool ack_wanted(const struct mps_conn *conn)
 
 static void sf_fill_control(struct mps_conn *conn, struct mps_sf *sf)
 {
-	bool window;
+	bool window, ask;
 
 	if (!conn->peer_known || !conn->mpc_sent || conn->mpc_ack_due)
 		return;
@@ -1151,10 +1151,11 @@ static void sf_fill_control(struct mps_conn *conn, struct mps_sf *sf)
 	if (window && (sf->ack_first || sf->ack_sent != rcv_data_ack(conn)))
 		conn->ack_due = true;
 	/* Data cut above already carried a due ACK (sf_emit_map()). */
+	ask = ack_wanted(conn);
 	if (((conn->ack_due && (window || ack_urgent(conn))) || sf->ack_now ||
-	     ack_wanted(conn)) &&
+	     ask) &&
 	    sf_outq_room(sf) >= (window ? 2u : 1u) &&
-	    sf_emit_ack(conn, sf) == 0 && ack_wanted(conn))
+	    sf_emit_ack(conn, sf) == 0 && ask)
 		conn->ack_asked = true;
 	if (window && !conn->ack_due && !sf->ack_first)
 		sf_emit_window(conn, sf);
