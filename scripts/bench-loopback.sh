@@ -270,7 +270,7 @@ fi
 
 # --- measure -------------------------------------------------------------
 
-declare -A UP DOWN NOTE SYNS
+declare -A UP DOWN NOTE SYNS PP_ERR
 declare -A P50 MEAN P99	# keyed "mode placement"
 declare -A RUNS_UP RUNS_DOWN RUNS_P50 RUNS_MEAN RUNS_P99 # the repeats
 MODES="plain kernel $SHIM_MODES"
@@ -292,8 +292,8 @@ for rep in $(seq "$REPEATS"); do
 		done
 		after=$(mptcp_counter MPCapableSYNRX)
 		SYNS[$mode]=$((${SYNS[$mode]:-0} + after - before))
-		if [ -s "$TMP/pp-c-$mode.err" ] && [ -z "${NOTE[$mode]:-}" ]; then
-			NOTE[$mode]="; $(head -1 "$TMP/pp-c-$mode.err")"
+		if [ -s "$TMP/pp-c-$mode.err" ] && [ -z "${PP_ERR[$mode]:-}" ]; then
+			PP_ERR[$mode]="; $(head -1 "$TMP/pp-c-$mode.err")"
 		fi
 	done
 done
@@ -312,14 +312,13 @@ for mode in $MODES; do
 		# shellcheck disable=SC2086
 		P99[$k]=$(median ${RUNS_P99[$k]})
 	done
-	err=${NOTE[$mode]:-}
 	NOTE[$mode]="subflow mss $(cat "$TMP/mss-$mode" 2>/dev/null)"
 	if [ "$mode" = kernel ] && [ "${SYNS[$mode]}" -eq 0 ]; then
 		NOTE[$mode]+="; NOT MPTCP (no MP_CAPABLE SYN seen)"
 	elif [ "$mode" = kernel ]; then
 		NOTE[$mode]+="; ${SYNS[$mode]} MP_CAPABLE SYNs"
 	fi
-	NOTE[$mode]+=$err
+	NOTE[$mode]+=${PP_ERR[$mode]:-}
 done
 
 # --- report --------------------------------------------------------------
